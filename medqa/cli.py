@@ -1,0 +1,52 @@
+"""The `medqa` command.
+
+Each area of the package registers its own subcommands from a light module
+(`medqa/<area>/cli.py`, argparse only at import time) so that `medqa --help`
+stays fast; handlers import torch, ray and friends when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from medqa.config import ConfigError
+
+# Areas whose `register(subparsers)` adds commands, in --help order.
+COMMAND_MODULES = [
+    "medqa.modeling.cli",
+    "medqa.data.cli",
+    "medqa.training.cli",
+    "medqa.tuning.cli",
+    "medqa.evaluation.cli",
+    "medqa.safety.cli",
+    "medqa.serving.cli",
+    "medqa.ui.cli",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medqa",
+        description="Distributed QLoRA training, evaluation and safety-guarded serving for medical QA. "
+        "Not for clinical use.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        # User errors get one clear line, not a traceback.
+        print(f"medqa {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

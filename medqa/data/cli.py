@@ -1,0 +1,5 @@
+"""Placeholder: this area's commands are registered here when it lands."""
+
+
+def register(sub) -> None:
+    pass

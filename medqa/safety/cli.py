@@ -1,0 +1,5 @@
+"""Placeholder until the safety commands land."""
+
+
+def register(sub) -> None:
+    pass
