@@ -1,0 +1,116 @@
+"""Option-shuffling augmentation that keeps the answer on the same text and
+balances answer positions.
+
+With factor k each training row yields its original plus k-1 copies whose
+options are permuted. The answer position of every copy is *planned* first
+(`plan_targets`, a cheap sequential pass over all rows): each copy puts the
+answer where the running count is lowest, so with k >= 2 the four positions
+end up within a few rows of 25% each whatever the source skew (MedMCQA dev:
+A 32%, D 20%). The remaining options are then shuffled with a generator seeded
+by (seed, row id, copy), so a copy is reproducible on any worker.
+
+Options whose position carries meaning are respected:
+- "All/None of the above", "Both of the above", "All of these" refer to the
+  options before them, so such an option stays in its slot and only the
+  others move (the answer can still move when it is one of the others);
+- options naming other options by letter ("A and B", "Both a & c", "Only B")
+  make the row unshufflable: it is kept once, unaugmented.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import replace
+from typing import Optional, Sequence
+
+from medqa.data.record import MCQRecord
+
+_ANCHOR = re.compile(r"\b(all|none|both|neither|either)\s+(of\s+)?(the\s+)?(above|these|the following)\b", re.I)
+_LETTER_REF = re.compile(r"^\W*(only\s+|both\s+)?\(?[a-d]\)?\s*(,|and|&|or|\+)\s*\(?[a-d]\)?\W*(\b(and|&|,)\s*\(?[a-d]\)?\W*)*$"
+                         r"|^\W*only\s+\(?[a-d]\)?\W*$", re.I)
+
+
+def fixed_slots(options: Sequence[str]) -> Optional[frozenset[int]]:
+    """Slots that must not move; None when the row cannot be shuffled at all."""
+    if any(_LETTER_REF.match(o.strip()) for o in options):
+        return None
+    return frozenset(i for i, o in enumerate(options) if _ANCHOR.search(o))
+
+
+def allowed_targets(options: Sequence[str], answer: int) -> list[int]:
+    """Positions the answer may take in a shuffled copy ([] = no copies)."""
+    fixed = fixed_slots(options)
+    if fixed is None:
+        return []
+    if answer in fixed:
+        return [answer]
+    free = [i for i in range(len(options)) if i not in fixed]
+    return free if len(free) > 1 else []
+
+
+def plan_targets(rows: Sequence[tuple[int, list[int]]], factor: int, seed: int) -> list[list[int]]:
+    """For each row (answer position, allowed targets) the answer positions of its k-1 copies.
+
+    Greedy: each copy takes the allowed position with the lowest running count
+    (originals counted too), preferring positions this row has not used yet.
+    Ties are broken by a seeded generator so no letter is favoured.
+    """
+    rng = random.Random(seed)
+    counts = [0, 0, 0, 0]
+    plans: list[list[int]] = []
+    for answer, allowed in rows:
+        counts[answer] += 1
+        plan: list[int] = []
+        if allowed:
+            for _ in range(factor - 1):
+                unused = [p for p in allowed if p not in plan and p != answer] or allowed
+                low = min(counts[p] for p in unused)
+                pick = rng.choice([p for p in unused if counts[p] == low])
+                counts[pick] += 1
+                plan.append(pick)
+        plans.append(plan)
+    return plans
+
+
+def permute_to(record: MCQRecord, target: int, rng: random.Random) -> MCQRecord:
+    """A copy with the answer moved to `target` and the other movable options shuffled."""
+    n = len(record.options)
+    fixed = fixed_slots(record.options) or frozenset()
+    order: list[Optional[int]] = [i if i in fixed else None for i in range(n)]
+    order[target] = record.answer_index
+    rest = [i for i in range(n) if i not in fixed and i != record.answer_index]
+    rng.shuffle(rest)
+    slots = [s for s in range(n) if order[s] is None]
+    for slot, src in zip(slots, rest):
+        order[slot] = src
+    return replace(record, options=[record.options[i] for i in order], answer_index=target,
+                   extra=dict(record.extra))
+
+
+def copy_rng(seed: int, record_id: str, copy: int) -> random.Random:
+    return random.Random(f"{seed}:{record_id}:{copy}")
+
+
+def expand(record: MCQRecord, targets: Sequence[int], seed: int) -> list[MCQRecord]:
+    """The original followed by one shuffled copy per planned target (ids `<id>#aug<j>`)."""
+    out = [record]
+    for j, target in enumerate(targets, start=1):
+        copy = permute_to(record, target, copy_rng(seed, record.id, j))
+        copy.id = f"{record.id}#aug{j}"
+        out.append(copy)
+    return out
+
+
+def augment_records(records: Sequence[MCQRecord], factor: int, seed: int) -> list[MCQRecord]:
+    """Convenience for in-memory use: plan, then expand every record."""
+    plans = plan_targets([(r.answer_index, allowed_targets(r.options, r.answer_index)) for r in records],
+                         factor, seed)
+    return [c for r, p in zip(records, plans) for c in expand(r, p, seed)]
+
+
+def position_counts(answers: Sequence[int]) -> dict[str, int]:
+    counts = {letter: 0 for letter in "ABCD"}
+    for a in answers:
+        counts["ABCD"[a]] += 1
+    return counts
