@@ -42,7 +42,8 @@ class DataConfig:
     output_dir: str = opt("runs/data", "Where `medqa preprocess` writes parquet splits, rejects and the summary.")
     val_fraction: float = opt(0.1, "Fraction of rows held out for validation, stratified by subject.")
     augment_factor: int = opt(2, "Copies of each training row with options shuffled (1 = no augmentation).")
-    near_duplicate_threshold: float = opt(0.9, "Jaccard similarity of question word 3-grams above which two rows count as near-duplicates.")
+    near_duplicate_threshold: float = opt(0.9, "Jaccard similarity of the word 3-grams of question + options at or above which two rows count as near-duplicates (the later one is dropped).")
+    cop_base: Optional[int] = opt(None, "MedMCQA `cop` counted from 0 (hub) or 1 (original release); empty = detect per source (1 when some cop is 4 and none is 0).")
     max_question_chars: int = opt(4000, "Rows whose question is longer are rejected.")
     max_option_chars: int = opt(1000, "Rows with a longer option are rejected.")
     max_length: int = opt(512, "Token length of a tokenised training example (longer ones are truncated from the left of the question).")
@@ -53,6 +54,7 @@ class DataConfig:
         _check(0.0 <= self.val_fraction < 1.0, "val_fraction", "must be in [0, 1)")
         _check(1 <= self.augment_factor <= 24, "augment_factor", "must be between 1 and 24")
         _check(0.0 < self.near_duplicate_threshold <= 1.0, "near_duplicate_threshold", "must be in (0, 1]")
+        _check(self.cop_base in (None, 0, 1), "cop_base", "must be 0, 1 or empty")
         for key in ("max_question_chars", "max_option_chars", "max_length"):
             _check(getattr(self, key) > 0, key, "must be positive")
 
