@@ -164,7 +164,7 @@ def run_plain(cfg: Config, progress: bool = True) -> dict:
 def _plan(rows: list[dict], pre_rejected: list[Rejection], eval_keys: set, cfg: Config) -> steps.Plan:
     d = cfg.data
     plan = steps.make_plan(rows, eval_keys, d.near_duplicate_threshold, d.val_fraction, d.augment_factor,
-                           cfg.seed, d.source, d.strict)
+                           cfg.seed, d.source, d.strict, d.cop_base)
     if pre_rejected and d.strict:
         rej = pre_rejected[0]
         raise ValueError(f"{d.source} row {rej.line_no}: rejected ({rej.reason}) {rej.detail}".rstrip())

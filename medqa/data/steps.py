@@ -156,12 +156,13 @@ def _allowed(fixed: int, answer: int) -> list[int]:
 
 
 def make_plan(rows: Sequence[dict], eval_keys: set[str], threshold: float, val_fraction: float,
-              factor: int, seed: int, source: str = "", strict: bool = False) -> Plan:
+              factor: int, seed: int, source: str = "", strict: bool = False,
+              cop_base: Optional[int] = None) -> Plan:
     """`rows`: step-1 rows (any order) with at least ordinal, reason, answer_raw,
     base_applies, fixed, qkey, exact, bands, shingles, subject."""
     rows = sorted(rows, key=lambda r: r["ordinal"])
     valid = [r for r in rows if not r["reason"]]
-    base = detect_base([r["answer_raw"] for r in valid if r["base_applies"]])
+    base = cop_base if cop_base is not None else detect_base([r["answer_raw"] for r in valid if r["base_applies"]])
     rejections = [Rejection(r["reason"], r["detail"], r["line_no"], r["raw"], source) for r in rows if r["reason"]]
     stats = Counter()
     exact_seen: set[int] = set()
