@@ -1,5 +1,131 @@
-"""Placeholder: this area's commands are registered here when it lands."""
+"""`medqa serve`: run the Ray Serve application in the foreground.
+
+    medqa serve                                          # defaults: embedded SmolLM2 on 127.0.0.1:8000
+    medqa serve --config serve_configs/local.yaml        # a Ray Serve config file (as `serve run`)
+    medqa serve --config jobs/configs/x.yaml             # a medqa config (model + serving sections)
+    medqa serve model=tiny-random max_batch_size=16      # build args (medqa.serving.app.BuildArgs)
+
+Ctrl-C or SIGTERM shuts Serve and Ray down cleanly. To leave the app running on
+a cluster instead, use `serve deploy serve_configs/gpu.yaml` (see medqa/serving/app.py).
+"""
+
+from __future__ import annotations
+
+import argparse
 
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("serve", help="Run the Ray Serve app (model + safety graph) in the foreground.",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="Ray Serve config YAML (with `applications:`) or medqa config YAML.")
+    p.add_argument("--host", help="HTTP host (default: the config's, else 127.0.0.1).")
+    p.add_argument("--port", type=int, help="HTTP port (default: the config's, else 8000).")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray).")
+    p.add_argument("--timeout", type=float, default=600.0, help="Seconds to wait for the app to become RUNNING.")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="Build args (BuildArgs fields).")
+    p.set_defaults(func=handle)
+
+
+def parse_build_overrides(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"overrides look like key=value, got {item!r}")
+        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+    return out
+
+
+def plan(config_path: str | None, overrides: dict, host: str | None, port: int | None) -> dict:
+    """What to run: a Serve deploy schema dict, or build args for one app (pure)."""
+    import yaml
+
+    from medqa.config import load_config
+
+    raw = yaml.safe_load(open(config_path)) if config_path else None
+    if isinstance(raw, dict) and "applications" in raw:
+        http = dict(raw.get("http_options") or {})
+        http.setdefault("host", "127.0.0.1")
+        http.setdefault("port", 8000)
+        http.update({k: v for k, v in (("host", host), ("port", port)) if v is not None})
+        apps = [dict(a) for a in raw["applications"]]
+        if overrides:
+            apps[0]["args"] = {**(apps[0].get("args") or {}), **overrides}
+        return {"kind": "deploy", "schema": {**raw, "http_options": http, "applications": apps}}
+    serving = load_config(config_path).serving
+    args = {**({"config": config_path} if config_path else {}), **overrides}
+    return {"kind": "build", "args": args,
+            "http_options": {"host": host or serving.host, "port": port or serving.port}}
+
+
+def handle(args) -> int:
+    import signal
+    import time
+
+    import ray
+    from ray import serve
+
+    from medqa.console import emit_json, err
+
+    what = plan(args.config, parse_build_overrides(args.overrides), args.host, args.port)
+    http = what["schema"]["http_options"] if what["kind"] == "deploy" else what["http_options"]
+    url = f"http://{http['host']}:{http['port']}"
+
+    def stop(signum, frame):  # SIGTERM behaves like Ctrl-C: unwind into the finally below
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    ray.init(address=args.address, include_dashboard=False)
+    started = time.time()
+    try:
+        names = _deploy(what, http)
+        _wait_running(names, args.timeout)
+        err.print(f"[green]medqa is serving at {url}[/] (docs at {url}/docs); Ctrl-C to stop")
+        emit_json({"url": url, "applications": names, "status": "RUNNING"})
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        err.print("shutting down Serve and Ray ...")
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    emit_json({"url": url, "status": "stopped", "uptime_s": round(time.time() - started, 1)})
+    return 0
+
+
+def _deploy(what: dict, http: dict) -> list[str]:
+    from ray import serve
+
+    if what["kind"] == "deploy":
+        from ray.serve._private.api import serve_start
+        from ray.serve.schema import ServeDeploySchema
+
+        schema = ServeDeploySchema.model_validate(what["schema"])
+        client = serve_start(http_options=http, proxy_location=schema.proxy_location)
+        client.deploy_apps(schema, _blocking=False)  # exactly what `serve run config.yaml` does
+        return [a.name for a in schema.applications]
+    from medqa.serving.app import BuildArgs, build_app
+
+    serve.start(http_options=http)
+    serve.run(build_app(BuildArgs.model_validate(what["args"])), name="medqa", route_prefix="/", blocking=False)
+    return ["medqa"]
+
+
+def _wait_running(names: list[str], timeout: float) -> None:
+    import time
+
+    from ray import serve
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        apps = serve.status().applications
+        states = {n: apps[n].status if n in apps else "NOT_STARTED" for n in names}
+        failed = {n: apps[n].message for n, s in states.items() if s in ("DEPLOY_FAILED", "UNHEALTHY")}
+        if failed:
+            raise RuntimeError(f"deployment failed: {failed}")
+        if all(s == "RUNNING" for s in states.values()):
+            return
+        time.sleep(1)
+    raise TimeoutError(f"applications {names} not RUNNING after {timeout:.0f} s")

@@ -1,0 +1,210 @@
+"""Pure serving decisions: what to do with a request given its safety report,
+how to shape reports, answers and generation batches. No Ray, no HTTP, no model.
+
+The safety engine (`medqa.safety`) is reached only through `SafetyAdapter`, so a
+change in its interface is absorbed here in one place.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from medqa.data.record import LETTERS
+
+EMERGENCY_NOTICE = (
+    "This may be a medical emergency. Call your local emergency number (911 in the US, 112 in the EU, "
+    "999 in the UK) or go to the nearest emergency department now. Do not wait for an online answer."
+)
+REFUSAL = "I can't help with this request."
+DISCLAIMER = "This information is educational and not a substitute for professional medical advice."
+
+ANSWER, EMERGENCY, REFUSE = "answer", "emergency", "refuse"
+
+
+# ---------------------------------------------------------------- safety reports
+
+
+def normalise_report(raw: Any, checked: bool = True) -> dict:
+    """Any report the safety engine returns (dict or object) → the response's
+    `safety_report` dict with the fields clients rely on always present."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raw = dict(getattr(raw, "__dict__", {}))
+    report = {k: v for k, v in raw.items() if _json_safe(v)}
+    report["checked"] = checked
+    categories = [str(c) for c in _as_list(raw.get("categories"))]
+    risk = int(raw.get("risk_level") or 0)
+    if "emergency" in categories:
+        risk = 3  # the contract: an emergency is always critical
+    report.update(
+        risk_level=max(0, min(3, risk)),
+        categories=categories,
+        warnings=[str(w) for w in _as_list(raw.get("warnings"))],
+        blocked=bool(raw.get("blocked", False)),
+        actions=[str(a) for a in _as_list(raw.get("actions"))],
+    )
+    return report
+
+
+def unchecked_report() -> dict:
+    return normalise_report({"warnings": ["safety checks were turned off by the caller"]}, checked=False)
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, set)):
+        return list(value)
+    return [value]
+
+
+def _json_safe(value: Any) -> bool:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_json_safe(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_safe(v) for k, v in value.items())
+    return False
+
+
+def decide(report: dict) -> str:
+    """Emergency beats everything; a blocked or harmful request is refused; else answer."""
+    if report["risk_level"] >= 3 and "emergency" in report["categories"]:
+        return EMERGENCY
+    if report["blocked"] or "harmful_request" in report["categories"]:
+        return REFUSE
+    return ANSWER
+
+
+def emergency_message(report: dict) -> str:
+    return str(report.get("emergency_message") or report.get("message") or EMERGENCY_NOTICE)
+
+
+def refusal_message(report: dict) -> str:
+    """The refusal with its reason, so the caller knows why."""
+    reason = report.get("reason") or report.get("block_reason")
+    if not reason and report["warnings"]:
+        reason = report["warnings"][0]
+    if not reason:
+        reason = "it asks for help that could cause harm (" + ", ".join(report["categories"] or ["harmful_request"]) + ")"
+    return f"{REFUSAL} Reason: {reason}"
+
+
+def merge_reports(first: dict, second: dict) -> dict:
+    """Input and output checks → one report (the worst risk, every warning once)."""
+    merged = {**first, **second}
+    merged["risk_level"] = max(first["risk_level"], second["risk_level"])
+    for key in ("categories", "warnings", "actions"):
+        merged[key] = list(dict.fromkeys(first[key] + second[key]))
+    merged["blocked"] = first["blocked"] or second["blocked"]
+    merged["checked"] = first["checked"] and second["checked"]
+    return merged
+
+
+def with_disclaimer(text: str) -> str:
+    if DISCLAIMER.lower() in text.lower() or "not a substitute" in text.lower():
+        return text
+    return f"{text.rstrip()}\n\n{DISCLAIMER}" if text.strip() else DISCLAIMER
+
+
+class SafetyAdapter:
+    """The one place that knows the safety engine's method names and shapes."""
+
+    def __init__(self, validator: Any = None):
+        if validator is None:
+            from medqa.safety import MedicalSafetyValidator
+
+            validator = MedicalSafetyValidator()
+        self.validator = validator
+
+    def check_input(self, text: str, patient_context: Optional[dict] = None) -> dict:
+        for name in ("check_request", "check_input", "assess_request"):
+            method = getattr(self.validator, name, None)
+            if method is not None:
+                return normalise_report(method(text, patient_context=patient_context))
+        # Fallback: the output validator's report also flags emergencies and harm.
+        _, report = self.validator.validate_medical_response(text, patient_context=patient_context)
+        return normalise_report(report)
+
+    def check_output(self, response: str, patient_context: Optional[dict] = None) -> tuple[str, dict]:
+        text, report = self.validator.validate_medical_response(response, patient_context=patient_context)
+        return with_disclaimer(str(text)), normalise_report(report)
+
+
+# ---------------------------------------------------------------- answers
+
+
+def mcq_answer(probabilities: Sequence[float], options: Sequence[str], threshold: float) -> dict:
+    """The MCQ response fields from the scorer's probabilities."""
+    best = max(range(len(probabilities)), key=probabilities.__getitem__)
+    confidence = float(probabilities[best])
+    return dict(
+        answer_index=best,
+        answer_letter=LETTERS[best],
+        answer_text=options[best],
+        probabilities=[float(p) for p in probabilities],
+        confidence=confidence,
+        abstained=confidence < threshold,
+    )
+
+
+def mcq_safety_text(question: str, options: Sequence[str]) -> str:
+    """What the input check reads for a multiple-choice request."""
+    return question + "\n" + "\n".join(options)
+
+
+def chat_question(messages: Sequence[dict]) -> str:
+    """The question a chat request asks: its last user message (earlier turns
+    are context the small models here cannot use well; the template is single-turn)."""
+    users = [m["content"] for m in messages if m["role"] == "user" and m["content"].strip()]
+    if not users:
+        raise ValueError("no user message")
+    return users[-1]
+
+
+# ---------------------------------------------------------------- generation batches
+
+
+@dataclass(frozen=True)
+class GenerationItem:
+    question: str
+    temperature: float = 0.7
+    max_length: int = 100
+    length_penalty: float = 1.0
+    num_beams: int = 1
+    concise: bool = False
+    stop: tuple[str, ...] = ()
+    seed: Optional[int] = None
+
+    def settings(self) -> tuple:
+        """Requests with equal settings share one `generate` call."""
+        return (self.temperature, self.max_length, self.length_penalty, self.num_beams, self.concise, self.stop, self.seed)
+
+
+def group_by_settings(items: Sequence[GenerationItem]) -> list[list[int]]:
+    """Indices of a `@serve.batch` batch grouped by generation settings, in first-seen order.
+
+    `model.generate` takes one temperature, length and stop list per call, so a
+    batch of mixed settings runs as one call per group.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(item.settings(), []).append(i)
+    return list(groups.values())
+
+
+# ---------------------------------------------------------------- auth
+
+
+def api_key_ok(expected: Optional[str], authorization: Optional[str], x_api_key: Optional[str]) -> bool:
+    """No key configured → open. Otherwise `Authorization: Bearer KEY` or `X-API-Key: KEY`."""
+    if not expected:
+        return True
+    given = x_api_key or ""
+    if authorization and authorization.lower().startswith("bearer "):
+        given = authorization[7:].strip()
+    return hmac.compare_digest(given.encode(), expected.encode())

@@ -1,0 +1,169 @@
+"""HTTP request and response bodies of the Ray Serve application (pydantic).
+
+The request models are strict where a silent coercion would hide a client bug
+(a number where a question belongs, a string where a bool belongs) and forbid
+unknown fields on the medqa endpoints so a typo (`temprature`) is a 422, not an
+ignored setting. The OpenAI-compatible chat endpoint ignores unknown fields
+because OpenAI clients send many we do not implement.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+
+# Hard caps enforced by the schema (the configured `serving.max_question_chars`
+# may be lower and is checked by the app).
+MAX_QUESTION_CHARS = 20_000
+MAX_OPTION_CHARS = 1_000
+MAX_NEW_TOKENS = 512
+MAX_STOP_SEQUENCES = 4
+MAX_MESSAGES = 64
+
+Temperature = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy decoding.")
+Number = Union[StrictInt, StrictFloat]
+
+
+class PatientContext(BaseModel):
+    """What the safety checks may use about the patient (all optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+    medications: list[StrictStr] = Field(default_factory=list, max_length=50)
+    age: Optional[StrictInt] = Field(None, ge=0, le=130)
+    conditions: list[StrictStr] = Field(default_factory=list, max_length=50)
+    allergies: list[StrictStr] = Field(default_factory=list, max_length=50)
+
+
+class GenerationControls(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    temperature: Number = Temperature
+    max_length: StrictInt = Field(100, ge=1, le=MAX_NEW_TOKENS, description="New tokens generated at most.")
+    length_penalty: Number = Field(
+        1.0, ge=0.0, le=5.0, description="Beam-search length exponent (>1 favours longer answers); used with num_beams > 1."
+    )
+    num_beams: StrictInt = Field(1, ge=1, le=4)
+    concise: StrictBool = Field(False, description="Ask for a one- or two-sentence answer.")
+    stop: list[StrictStr] = Field(
+        default_factory=list, max_length=MAX_STOP_SEQUENCES, description="Extra stop sequences (the template's own always apply)."
+    )
+    seed: Optional[StrictInt] = Field(None, ge=0, le=2**31 - 1)
+
+
+class GenerateRequest(GenerationControls):
+    question: StrictStr = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS)
+    use_safety: StrictBool = Field(True, description="Input and output safety checks (emergencies are always detected).")
+    patient_context: Optional[PatientContext] = None
+
+
+class SafetyReport(BaseModel):
+    """The safety graph's verdict, always present in a response."""
+
+    model_config = ConfigDict(extra="allow")
+    checked: bool = True
+    risk_level: int = Field(0, ge=0, le=3, description="0 none, 1 low, 2 high, 3 critical (emergency).")
+    categories: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    blocked: bool = False
+    actions: list[str] = Field(default_factory=list)
+
+
+class GenerateResponse(BaseModel):
+    response: str
+    refused: bool = False
+    emergency: bool = False
+    safety_report: SafetyReport
+    inference_time_ms: float
+    request_id: str
+
+
+class MCQRequest(BaseModel):
+    """Options as a list of four strings, or MedMCQA-style `opa`..`opd`."""
+
+    model_config = ConfigDict(extra="forbid")
+    question: StrictStr = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS)
+    options: Optional[list[StrictStr]] = Field(None, min_length=4, max_length=4)
+    opa: Optional[StrictStr] = None
+    opb: Optional[StrictStr] = None
+    opc: Optional[StrictStr] = None
+    opd: Optional[StrictStr] = None
+    use_safety: StrictBool = True
+    abstain_threshold: Optional[Number] = Field(None, ge=0.0, le=1.0, description="Abstain below this confidence (default: server's).")
+    patient_context: Optional[PatientContext] = None
+
+    @model_validator(mode="after")
+    def _one_option_form(self) -> "MCQRequest":
+        lettered = [self.opa, self.opb, self.opc, self.opd]
+        if self.options is not None and any(o is not None for o in lettered):
+            raise ValueError("give either `options` or `opa`..`opd`, not both")
+        if self.options is None:
+            if any(o is None for o in lettered):
+                raise ValueError("four options are required: `options` (a list of 4) or all of `opa`..`opd`")
+            self.options = list(lettered)
+        for i, text in enumerate(self.options):
+            if not text.strip():
+                raise ValueError(f"option {'ABCD'[i]} is empty")
+            if len(text) > MAX_OPTION_CHARS:
+                raise ValueError(f"option {'ABCD'[i]} is longer than {MAX_OPTION_CHARS} characters")
+        return self
+
+
+class MCQResponse(BaseModel):
+    answer_index: Optional[int] = Field(None, description="Most likely option (None when refused or an emergency).")
+    answer_letter: Optional[str] = None
+    answer_text: Optional[str] = None
+    probabilities: list[float] = Field(default_factory=list)
+    confidence: Optional[float] = None
+    abstained: bool
+    refused: bool = False
+    emergency: bool = False
+    message: Optional[str] = Field(None, description="Emergency notice or refusal reason when the model was not asked.")
+    safety_report: SafetyReport
+    inference_time_ms: float
+    request_id: str
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: StrictStr = Field(..., max_length=MAX_QUESTION_CHARS)
+
+
+class ChatCompletionRequest(BaseModel):
+    """The OpenAI `chat.completions` subset we implement; other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    model: Optional[StrictStr] = None
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=MAX_MESSAGES)
+    temperature: Number = Temperature
+    max_tokens: StrictInt = Field(100, ge=1, le=MAX_NEW_TOKENS)
+    stop: Optional[Union[StrictStr, list[StrictStr]]] = None
+    n: StrictInt = Field(1, ge=1, le=1, description="Only one choice is generated.")
+    stream: StrictBool = Field(False, description="Streaming is not supported; must be false.")
+    seed: Optional[StrictInt] = Field(None, ge=0, le=2**31 - 1)
+
+    @model_validator(mode="after")
+    def _checks(self) -> "ChatCompletionRequest":
+        if self.stream:
+            raise ValueError("stream=true is not supported")
+        if not any(m.role == "user" and m.content.strip() for m in self.messages):
+            raise ValueError("messages need at least one non-empty user message")
+        stops = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
+        if len(stops) > MAX_STOP_SEQUENCES:
+            raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences")
+        return self
+
+    def stop_list(self) -> list[str]:
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+
+
+class HealthResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    status: str
+    model_loaded: bool
+    gpu_available: bool
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    request_id: Optional[str] = None
+    details: Optional[list] = None
