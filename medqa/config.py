@@ -161,11 +161,22 @@ class ServingConfig:
     target_ongoing_requests: int = opt(4, "Autoscaling target of ongoing requests per replica.")
     max_question_chars: int = opt(4000, "Longer questions are refused with 413/422.")
     api_key_env: str = opt("MEDQA_API_KEY", "Environment variable that, when set, holds the API key required in `Authorization: Bearer`.")
+    abstain_threshold: float = opt(0.35, "`/v1/mcq` answers are flagged `abstained` when the top option probability is below this.")
+    load_in_4bit: bool = opt(False, "Serve the base model in 4-bit NF4 (saves GPU memory; slower than full precision on CPU).")
+    model_num_cpus: float = opt(1.0, "CPUs reserved per model replica.")
+    model_num_gpus: float = opt(0.0, "GPUs reserved per model replica (fractions share a GPU).")
+    max_ongoing_requests: int = opt(32, "Requests a model replica accepts at once (queued into `@serve.batch` batches).")
 
     def __post_init__(self) -> None:
         _check(1 <= self.port <= 65535, "port", "must be a TCP port")
         _check(self.max_batch_size >= 1, "max_batch_size", "must be at least 1")
+        _check(self.batch_wait_timeout_s >= 0, "batch_wait_timeout_s", "must be >= 0")
         _check(1 <= self.min_replicas <= self.max_replicas, "min_replicas", "must be between 1 and max_replicas")
+        _check(self.target_ongoing_requests >= 1, "target_ongoing_requests", "must be at least 1")
+        _check(self.max_question_chars >= 1, "max_question_chars", "must be positive")
+        _check(0.0 <= self.abstain_threshold <= 1.0, "abstain_threshold", "must be in [0, 1]")
+        _check(self.model_num_cpus >= 0 and self.model_num_gpus >= 0, "model_num_cpus", "resources must be >= 0")
+        _check(self.max_ongoing_requests >= 1, "max_ongoing_requests", "must be at least 1")
 
 
 @dataclass
