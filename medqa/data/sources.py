@@ -126,7 +126,9 @@ def iter_raw(src: str) -> Iterator[RawItem]:
     if path.is_dir():
         import datasets
 
-        ds = datasets.load_from_disk(str(path))
+        saved = (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
+        # save_to_disk output, or a folder of data files (the hub's layout, read offline).
+        ds = datasets.load_from_disk(str(path)) if saved else datasets.load_dataset(str(path))
         if isinstance(ds, datasets.DatasetDict):
             ds = ds["train"] if "train" in ds else next(iter(ds.values()))
         yield from _iter_dataset(ds)
