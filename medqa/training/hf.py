@@ -1,0 +1,181 @@
+"""The Hugging Face side of training: model, `TrainingArguments`, `Trainer`, callbacks.
+
+Nothing here imports Ray, so these pieces run the same in a Ray worker, in the
+plain single-process benchmark baseline and in unit tests.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from medqa.config import Config, save_config
+from medqa.modeling.loading import load_model, resolve_compute_dtype
+from medqa.modeling.lora import attach_lora
+from medqa.training.batching import warmup_steps
+
+CONFIG_FILENAME = "medqa_config.yaml"
+"""The resolved config saved beside every adapter checkpoint."""
+
+
+def build_model(cfg: Config, deepspeed: bool = False):
+    """QLoRA model: the (4-bit) base with a fresh trainable LoRA adapter.
+
+    Under DeepSpeed the base must not be placed by a device map (DeepSpeed
+    places it), so 4-bit loading keeps its default map only without it.
+    """
+    model = load_model(cfg.model)
+    return attach_lora(model, cfg.model, cfg.lora, gradient_checkpointing=cfg.training.gradient_checkpointing)
+
+
+def report_to(cfg: Config) -> list[str]:
+    """wandb only when enabled (offline unless configured); TensorBoard always."""
+    targets = ["tensorboard"]
+    if cfg.wandb.enabled and cfg.wandb.mode != "disabled":
+        os.environ.setdefault("WANDB_MODE", cfg.wandb.mode)
+        os.environ.setdefault("WANDB_PROJECT", cfg.wandb.project)
+        targets.append("wandb")
+    return targets
+
+
+def training_arguments(
+    cfg: Config,
+    output_dir: str,
+    max_steps: int,
+    logging_dir: Optional[str] = None,
+    deepspeed_config: Optional[dict] = None,
+) -> TrainingArguments:
+    t = cfg.training
+    import torch
+
+    bf16 = resolve_compute_dtype(cfg.model.compute_dtype) == torch.bfloat16
+    if logging_dir:
+        os.environ["TENSORBOARD_LOGGING_DIR"] = logging_dir  # read by transformers' TensorBoardCallback
+    return TrainingArguments(
+        output_dir=output_dir,
+        max_steps=max_steps,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        warmup_steps=warmup_steps(max_steps, t.warmup_ratio),
+        lr_scheduler_type=t.lr_scheduler,
+        logging_steps=t.logging_steps,
+        eval_strategy="steps",
+        eval_steps=t.eval_steps,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        # Ray Train keeps the persistent copies; one local copy is enough.
+        save_total_limit=1,
+        prediction_loss_only=True,
+        bf16=bf16,
+        use_cpu=not t.use_gpu,
+        seed=cfg.seed,
+        report_to=report_to(cfg),
+        run_name=t.run_name,
+        remove_unused_columns=False,
+        ddp_find_unused_parameters=False,
+        disable_tqdm=True,
+        deepspeed=deepspeed_config,
+    )
+
+
+class MedqaTrainer(Trainer):
+    """`Trainer` whose evaluation adds multiple-choice accuracy (`eval_accuracy`).
+
+    Every rank scores its slice of `mcq_records` with the evaluation package's
+    scorer and the counts are summed across ranks, so the work is shared and
+    all ranks log the same number.
+    """
+
+    def __init__(self, *args, mcq_records: list | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mcq_records = mcq_records or []
+
+    def evaluate(self, *args, **kwargs) -> dict[str, float]:
+        metrics = super().evaluate(*args, **kwargs)
+        if self.mcq_records:
+            accuracy = self._mcq_accuracy()
+            metrics["eval_accuracy"] = accuracy
+            self.log({"eval_accuracy": accuracy})
+        return metrics
+
+    def _mcq_accuracy(self) -> float:
+        import torch
+        import torch.distributed as dist
+
+        from medqa.evaluation.mcq import mcq_accuracy
+
+        rank, world = self.args.process_index, self.args.world_size
+        mine = self.mcq_records[rank::world]
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            acc = mcq_accuracy(self.model, self.processing_class, mine, batch_size=self.args.per_device_eval_batch_size) if mine else 0.0
+        self.model.train(was_training)
+        counts = torch.tensor([acc * len(mine), float(len(mine))], dtype=torch.float64)
+        if world > 1 and dist.is_initialized():
+            dist.all_reduce(counts)
+        return float(counts[0] / counts[1])
+
+
+class SaveConfigCallback(TrainerCallback):
+    """Writes the resolved config into each checkpoint, before Ray copies it.
+
+    Must be registered before `RayTrainReportCallback`, which reports the
+    checkpoint in its own `on_save`.
+    """
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            save_config(self.cfg, Path(args.output_dir) / f"checkpoint-{state.global_step}" / CONFIG_FILENAME)
+
+
+class InjectedFailure(RuntimeError):
+    """Raised once by `FailOnceCallback` to exercise fault tolerance."""
+
+
+class FailOnceCallback(TrainerCallback):
+    """Testing aid: the main process raises at `step`, once per marker file.
+
+    The marker lives in the run's storage folder so that the restarted worker
+    group (same run) does not fail again.
+    """
+
+    def __init__(self, step: int, marker: str):
+        self.step, self.marker = step, Path(marker)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step and state.is_world_process_zero and not self.marker.exists():
+            self.marker.parent.mkdir(parents=True, exist_ok=True)
+            self.marker.write_text(f"failed at step {self.step}\n")
+            raise InjectedFailure(f"injected failure at step {self.step} (training.fail_at_step)")
+
+
+def probe(model, tokenizer, records: list) -> Optional[dict]:
+    """Last-position logits of `model` on the first record's prompt (a fingerprint of the weights)."""
+    import torch
+
+    from medqa.data.prompts import record_prompt
+
+    if not records:
+        return None
+    ids = tokenizer(record_prompt(records[0]), return_tensors="pt")["input_ids"]
+    model.eval()
+    with torch.no_grad():
+        logits = model(input_ids=ids.to(model.device)).logits[0, -1].float().cpu()
+    return {"prompt": record_prompt(records[0]), "logits": logits.tolist()}
+
+
+def callbacks(cfg: Config, fail_marker: Optional[str]) -> list[Any]:
+    out: list[Any] = [SaveConfigCallback(cfg)]
+    if cfg.training.fail_at_step > 0 and fail_marker:
+        out.append(FailOnceCallback(cfg.training.fail_at_step, fail_marker))
+    return out
