@@ -159,6 +159,15 @@ class FailOnceCallback(TrainerCallback):
             raise InjectedFailure(f"injected failure at step {self.step} (training.fail_at_step)")
 
 
+def checkpoint_step(checkpoint_dir: Optional[str]) -> Optional[int]:
+    """The optimizer step an HF checkpoint was saved at (None without a checkpoint)."""
+    if not checkpoint_dir:
+        return None
+    import json
+
+    return json.loads((Path(checkpoint_dir) / "trainer_state.json").read_text())["global_step"]
+
+
 def probe(model, tokenizer, records: list) -> Optional[dict]:
     """Last-position logits of `model` on the first record's prompt (a fingerprint of the weights)."""
     import torch

@@ -188,7 +188,9 @@ def run_training(cfg: Config) -> tuple[dict[str, Any], Any]:
     loop_config = make_loop_config(cfg, run_name, datasets["train"].count(), resume_path, records)
     started = time.perf_counter()
     result = build_trainer(cfg, datasets, loop_config, run_name).fit()
-    return summarise(result, loop_config, time.perf_counter() - started), result
+    summary = summarise(result, loop_config, time.perf_counter() - started)
+    summary["resumed_from_step"] = (result.return_value or {}).get("resumed_from_step")
+    return summary, result
 
 
 def summarise(result, loop_config: dict, seconds: float) -> dict[str, Any]:

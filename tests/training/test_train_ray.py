@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from medqa.config import load_config
 from medqa.training.hf import CONFIG_FILENAME
-from medqa.training.trainer import run_training
+from medqa.training.trainer import FAIL_MARKER, run_training
 
 pytestmark = pytest.mark.ray
 
@@ -62,7 +63,8 @@ def test_two_worker_qlora_learns_checkpoints_and_reloads(ray_session, prepared_d
     assert adapted < base - 0.08, (base, adapted)
     assert metrics["eval_loss"] < base - 0.08, (base, metrics)
 
-    probe = result.return_value
+    assert summary["resumed_from_step"] is None
+    probe = result.return_value["probe"]
     ids = tokenizer(probe["prompt"], return_tensors="pt")["input_ids"]
     with torch.no_grad():
         reloaded = model(input_ids=ids).logits[0, -1]
@@ -72,3 +74,21 @@ def test_two_worker_qlora_learns_checkpoints_and_reloads(ray_session, prepared_d
     gap = (trained - untrained).abs().max().item()
     err = (trained - reloaded).abs().max().item()
     assert err < 1e-3 and err < gap / 20, (err, gap)
+
+
+def test_injected_failure_resumes_from_last_checkpoint(ray_session, prepared_data, tiny_overrides, tmp_path):
+    storage = tmp_path / "runs"
+    cfg = load_config(None, tiny_overrides(prepared_data, storage, **{
+        "training.run_name": "flaky", "training.max_steps": 8, "training.eval_steps": 2,
+        "training.save_steps": 2, "training.fail_at_step": 5, "training.max_failures": 1,
+        "training.eval_mcq_limit": 0}))
+    summary, _ = run_training(cfg)
+
+    assert (storage / "flaky" / FAIL_MARKER).exists()  # the failure did happen
+    assert summary["global_step"] == 8
+    # Resumed from the checkpoint at step 4: at most one save interval (2 steps) lost.
+    assert summary["resumed_from_step"] == 4
+    assert cfg.training.fail_at_step - summary["resumed_from_step"] <= cfg.training.save_steps
+    state = json.loads((Path(summary["checkpoint"]) / "trainer_state.json").read_text())
+    logged_steps = [row["step"] for row in state["log_history"] if "loss" in row]
+    assert logged_steps == list(range(1, 9))
