@@ -22,6 +22,8 @@ DEFAULT_STOP = ("\nQuestion:", "\nChoices:")
 @dataclass
 class GenerationOptions:
     max_new_tokens: int = 100
+    min_new_tokens: int = 1
+    """Small instruct models often end at once on a bare prompt; this forbids an empty answer."""
     temperature: float = 0.7
     """0 means greedy decoding."""
     top_p: float = 0.95
@@ -59,6 +61,7 @@ def generate_kwargs(options: GenerationOptions, pad_token_id: int) -> dict:
     """`model.generate` arguments for these options (pure, testable)."""
     kwargs = dict(
         max_new_tokens=options.max_new_tokens,
+        min_new_tokens=min(options.min_new_tokens, options.max_new_tokens),
         repetition_penalty=options.repetition_penalty,
         num_beams=options.num_beams,
         pad_token_id=pad_token_id,
