@@ -41,7 +41,7 @@ class DataConfig:
     eval_source: Optional[str] = opt(None, "Evaluation data checked for contamination; its questions are removed from the training data.")
     output_dir: str = opt("runs/data", "Where `medqa preprocess` writes parquet splits, rejects and the summary.")
     val_fraction: float = opt(0.1, "Fraction of rows held out for validation, stratified by subject.")
-    augment_factor: int = opt(2, "Copies of each training row with options shuffled (1 = no augmentation).")
+    augment_factor: int = opt(2, "Versions of each training row, options shuffled so answer positions balance to 25% each (1 = no augmentation).")
     near_duplicate_threshold: float = opt(0.9, "Jaccard similarity of the word 3-grams of question + options at or above which two rows count as near-duplicates (the later one is dropped).")
     cop_base: Optional[int] = opt(None, "MedMCQA `cop` counted from 0 (hub) or 1 (original release); empty = detect per source (1 when some cop is 4 and none is 0).")
     max_question_chars: int = opt(4000, "Rows whose question is longer are rejected.")
