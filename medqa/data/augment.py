@@ -1,13 +1,16 @@
 """Option-shuffling augmentation that keeps the answer on the same text and
 balances answer positions.
 
-With factor k each training row yields its original plus k-1 copies whose
-options are permuted. The answer position of every copy is *planned* first
-(`plan_targets`, a cheap sequential pass over all rows): each copy puts the
-answer where the running count is lowest, so with k >= 2 the four positions
-end up within a few rows of 25% each whatever the source skew (MedMCQA dev:
-A 32%, D 20%). The remaining options are then shuffled with a generator seeded
-by (seed, row id, copy), so a copy is reproducible on any worker.
+With factor k each training row yields k versions (factor 1 = the row as is).
+The answer position of every version is *planned* first (`plan_targets`, a
+cheap sequential pass over all rows): a version puts the answer where the
+running count is lowest, so with k >= 2 the four positions end up within a
+few rows of 25% each whatever the source skew (MedMCQA dev: A 32%, D 20%;
+even a file whose answers are all A). The first version keeps the source
+order whenever that does not unbalance the counts (so with mild skew most
+rows are seen once as written). The remaining options are shuffled with a
+generator seeded by (seed, row id, version), so a copy is reproducible on any
+worker.
 
 Options whose position carries meaning are respected:
 - "All/None of the above", "Both of the above", "All of these" refer to the
@@ -50,25 +53,32 @@ def allowed_targets(options: Sequence[str], answer: int) -> list[int]:
 
 
 def plan_targets(rows: Sequence[tuple[int, list[int]]], factor: int, seed: int) -> list[list[int]]:
-    """For each row (answer position, allowed targets) the answer positions of its k-1 copies.
+    """For each row (answer position, allowed targets) the answer positions of its versions.
 
-    Greedy: each copy takes the allowed position with the lowest running count
-    (originals counted too), preferring positions this row has not used yet.
-    Ties are broken by a seeded generator so no letter is favoured.
+    Greedy: each version takes the allowed position with the lowest running
+    count, preferring positions this row has not used yet; the first version
+    stays where the source put the answer unless that position is already
+    ahead of the least-filled one. Ties are broken by a seeded generator so no
+    letter is favoured. Unshufflable rows keep one version, as written.
     """
     rng = random.Random(seed)
     counts = [0, 0, 0, 0]
     plans: list[list[int]] = []
     for answer, allowed in rows:
-        counts[answer] += 1
         plan: list[int] = []
-        if allowed:
-            for _ in range(factor - 1):
-                unused = [p for p in allowed if p not in plan and p != answer] or allowed
+        if factor > 1 and allowed:
+            for _ in range(factor):
+                unused = [p for p in allowed if p not in plan] or allowed
                 low = min(counts[p] for p in unused)
-                pick = rng.choice([p for p in unused if counts[p] == low])
+                if not plan and answer in unused and counts[answer] <= low:
+                    pick = answer
+                else:
+                    pick = rng.choice([p for p in unused if counts[p] == low])
                 counts[pick] += 1
                 plan.append(pick)
+        else:
+            counts[answer] += 1
+            plan.append(answer)
         plans.append(plan)
     return plans
 
@@ -93,11 +103,16 @@ def copy_rng(seed: int, record_id: str, copy: int) -> random.Random:
 
 
 def expand(record: MCQRecord, targets: Sequence[int], seed: int) -> list[MCQRecord]:
-    """The original followed by one shuffled copy per planned target (ids `<id>#aug<j>`)."""
-    out = [record]
-    for j, target in enumerate(targets, start=1):
+    """One version per planned target: the first keeps the record's id (and its
+    option order when its target is the source position), the others are `<id>#aug<j>`."""
+    out = []
+    for j, target in enumerate(targets or [record.answer_index]):
+        if j == 0 and target == record.answer_index:
+            out.append(record)
+            continue
         copy = permute_to(record, target, copy_rng(seed, record.id, j))
-        copy.id = f"{record.id}#aug{j}"
+        if j:
+            copy.id = f"{record.id}#aug{j}"
         out.append(copy)
     return out
 

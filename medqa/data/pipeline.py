@@ -218,11 +218,11 @@ def _ensure_ray() -> bool:
 
 def _raise_user_error(exc: BaseException) -> None:
     """Strict-mode rejections surface from a worker wrapped by Ray; unwrap to one ValueError."""
-    text = str(exc)
-    marker = text.find("rejected (")
-    if marker >= 0:
-        line = text[:marker].rsplit("\n", 1)[-1] + text[marker:].split("\n", 1)[0]
-        raise ValueError(line.split("ValueError: ")[-1].strip()) from None
+    import re
+
+    found = re.findall(r"^ValueError: (.* rejected \(\w+\).*)$", str(exc), re.M)
+    if found:
+        raise ValueError(found[-1].strip()) from None
     raise exc
 
 

@@ -201,13 +201,13 @@ def make_plan(rows: Sequence[dict], eval_keys: set[str], threshold: float, val_f
 
 def _plan_stats(stats: Counter, base: int, keep: list[dict], split: dict, answers: dict, targets: dict) -> dict:
     before = [answers[r["ordinal"]] for r in keep if split[r["ordinal"]] == "train"]
-    after = before + [t for p in targets.values() for t in p]
+    after = [t for p in targets.values() for t in p]
     per_subject: dict[str, dict[str, int]] = defaultdict(lambda: {"train": 0, "validation": 0, "train_augmented": 0})
     for r in keep:
         s = split[r["ordinal"]]
         per_subject[r["subject"]][s] += 1
         if s == "train":
-            per_subject[r["subject"]]["train_augmented"] += 1 + len(targets[r["ordinal"]])
+            per_subject[r["subject"]]["train_augmented"] += len(targets[r["ordinal"]])
     return {"cop_base": base, "duplicates_exact": stats["duplicates_exact"],
             "duplicates_near": stats["duplicates_near"], "contaminated": stats["contaminated"],
             "kept": len(keep), "train_rows": len(after), "validation_rows": len(keep) - len(before),
