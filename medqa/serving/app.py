@@ -153,7 +153,8 @@ class MedQAModel:
 
         return {"model": self.name, "adapter": self.adapter, "gpu_available": self.gpu,
                 "device": str(next(self.model.parameters()).device), "torch_threads": torch.get_num_threads(),
-                "replica": serve.get_replica_context().replica_id.unique_id}
+                "replica": serve.get_replica_context().replica_id.unique_id,
+                "actor_name": serve.get_replica_context().replica_id.to_full_id_str()}
 
     def stats(self) -> dict:
         """Batch sizes this replica has run (tests and benchmarks check batching happened)."""

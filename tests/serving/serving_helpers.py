@@ -1,0 +1,49 @@
+"""Helpers shared by the serving and UI tests: a free port, health polling, extra apps."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, timeout: float = 180.0) -> dict:
+    deadline, last = time.time() + timeout, None
+    while time.time() < deadline:
+        try:
+            r = requests.get(f"{url}/health", timeout=10)
+            if r.status_code == 200:
+                return r.json()
+            last = r.text
+        except requests.RequestException as err:
+            last = repr(err)
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} never became healthy: {last}")
+
+
+# The test app: one model replica with a generous batch wait so concurrent
+# callers really share batches; small CPU reservations so the replica-kill app fits beside it.
+TEST_ARGS = dict(model="tiny-random", num_replicas=1, max_batch_size=16, batch_wait_timeout_s=0.1,
+                 model_num_cpus=0.5, small_num_cpus=0.1, max_question_chars=2000)
+
+
+def deploy_extra(base_url: str, name: str, **overrides) -> str:
+    """A second application beside the shared one (same Serve instance); returns its URL."""
+    from ray import serve
+
+    from medqa.serving.app import BuildArgs, build_app
+
+    extra = {"validator": os.environ["MEDQA_TEST_VALIDATOR"]} if os.environ.get("MEDQA_TEST_VALIDATOR") else {}
+    serve.run(build_app(BuildArgs(**{**TEST_ARGS, **extra, **overrides})), name=name, route_prefix=f"/{name}",
+              blocking=False)
+    url = f"{base_url}/{name}"
+    wait_healthy(url)
+    return url
