@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "medqa.safety.cli",
     "medqa.serving.cli",
     "medqa.ui.cli",
+    "medqa.demo",
 ]
 
 

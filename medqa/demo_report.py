@@ -1,0 +1,127 @@
+"""The demo's Markdown report and its terminal summary (pure: results in, text and PNGs out)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+RISK_NAMES = {0: "none", 1: "low", 2: "high", 3: "critical"}
+
+
+def _pct(value: Optional[float]) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def accuracy_rows(results: dict) -> list[list[Any]]:
+    baselines = results.get("baselines", {})
+    return [
+        ["zero-shot (base model)", _pct(results.get("accuracy_before"))],
+        ["fine-tuned (base + LoRA)", _pct(results.get("accuracy_after"))],
+        ["chance", _pct(baselines.get("chance"))],
+        [f"majority answer position ({baselines.get('majority_letter', '?')})", _pct(baselines.get("majority"))],
+    ]
+
+
+def request_rows(results: dict) -> list[list[Any]]:
+    return [
+        [r["kind"], r["endpoint"], r["status"], f"{r['risk_level']} ({RISK_NAMES.get(r['risk_level'], '?')})",
+         ", ".join(r["categories"]) or "–", ", ".join(r["actions"]) or "–", f"{r['latency_ms']:.0f}", r["answer"][:80]]
+        for r in results.get("requests", [])
+    ]
+
+
+def plot_accuracy(results: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(label, results_value) for label, results_value in (
+        ("zero-shot", results.get("accuracy_before")), ("fine-tuned", results.get("accuracy_after")),
+        ("chance", results.get("baselines", {}).get("chance")), ("majority", results.get("baselines", {}).get("majority")),
+    ) if results_value is not None]
+    fig, ax = plt.subplots(figsize=(5, 3))
+    bars = ax.bar([r[0] for r in rows], [100 * r[1] for r in rows], color=["#4c72b0", "#55a868", "#999999", "#bbbbbb"][: len(rows)])
+    ax.bar_label(bars, fmt="%.0f%%")
+    ax.set_ylabel("accuracy on held-out questions (%)")
+    ax.set_ylim(0, 100)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_latency(results: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    requests = results.get("requests", [])
+    fig, ax = plt.subplots(figsize=(5, 3))
+    bars = ax.barh([r["kind"] for r in requests], [r["latency_ms"] for r in requests], color="#4c72b0")
+    ax.bar_label(bars, fmt="%.0f ms")
+    ax.set_xlabel("end-to-end latency (ms)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _training_plot(results: dict, run_dir: Path) -> Optional[Path]:
+    from medqa.evaluation.report import load_training_history, plot_training_curves
+
+    train_dir = results.get("train", {}).get("run_dir")
+    if not train_dir:
+        return None
+    return plot_training_curves(load_training_history(train_dir), run_dir / "training_curves.png")
+
+
+def render(run_dir: Path, results: dict, stages: list[dict]) -> str:
+    plots = {"accuracy": plot_accuracy(results, run_dir / "accuracy.png")}
+    if results.get("requests"):
+        plots["latency"] = plot_latency(results, run_dir / "latency.png")
+    training_plot = _training_plot(results, run_dir)
+    if training_plot:
+        plots["training curves"] = training_plot
+    for name, path in (results.get("tune", {}).get("plots") or {}).items():
+        plots[f"search: {name}"] = Path(path)
+    data = results.get("data", {})
+    lines = ["# medqa demo report", "", "_Not for clinical use: a demonstration on a small sample with a 135M model._", ""]
+    lines += ["## Accuracy on held-out questions", ""] + _table(["model", "accuracy"], accuracy_rows(results))
+    lines += ["## Data", ""] + _table(["rows in", "rows out", "rejected", "duplicates", "contaminated (held out)"],
+                                     [[data.get(k, "–") for k in ("rows_in", "rows_out", "rejected", "duplicates", "contaminated")]])
+    tune = results.get("tune", {})
+    if tune:
+        lines += ["## Search", "", f"Best {tune.get('metric', 'metric')}: {tune.get('best_metric')} — config `{tune.get('best_config')}`, "
+                  f"trials table `{tune.get('results')}`.", ""]
+    lines += ["## Sample requests through the Serve graph", ""]
+    lines += _table(["request", "endpoint", "HTTP", "risk", "categories", "safety actions", "latency (ms)", "answer"], request_rows(results))
+    lines += ["## Stages", ""] + _table(["stage", "seconds"], [[s["stage"], s["seconds"]] for s in stages])
+    lines += ["## Plots", ""] + [f"![{name}]({Path(p).resolve().relative_to(run_dir) if Path(p).resolve().is_relative_to(run_dir) else p})"
+                                 for name, p in plots.items()]
+    return "\n".join(lines) + "\n"
+
+
+def print_summary(results: dict, console) -> None:
+    """The terminal summary table (rich) of accuracies and sample requests."""
+    from rich.table import Table
+
+    accuracy = Table(title="Held-out accuracy")
+    for column in ("model", "accuracy"):
+        accuracy.add_column(column)
+    for row in accuracy_rows(results):
+        accuracy.add_row(*map(str, row))
+    requests = Table(title="Sample requests (Ray Serve, safety on)")
+    for column in ("request", "endpoint", "HTTP", "risk", "categories", "safety actions", "ms", "answer"):
+        requests.add_column(column, overflow="fold")
+    for row in request_rows(results):
+        requests.add_row(*map(str, row))
+    console.print(accuracy)
+    console.print(requests)
