@@ -97,9 +97,13 @@ def test_kuberay_rayservice_serves_the_app():
     service = yaml.safe_load((REPO / "deploy/k8s/rayservice.yaml").read_text())
     assert service["apiVersion"] == "ray.io/v1" and service["kind"] == "RayService"
     serve_config = yaml.safe_load(service["spec"]["serveConfigV2"])
+    assert serve_config == yaml.safe_load((REPO / "serve_configs/gpu.yaml").read_text())
     (app,) = serve_config["applications"]
     module, attr = app["import_path"].split(":")
     assert callable(getattr(importlib.import_module(module), attr))
+    from medqa.serving.app import BuildArgs
+
+    BuildArgs.model_validate(app["args"])  # the args are ones build_app accepts
     spec = service["spec"]["rayClusterConfig"]
     assert spec["rayVersion"] == _pins()["ray"]
     assert all(_gpu_limits(spec))
