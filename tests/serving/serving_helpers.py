@@ -47,3 +47,30 @@ def deploy_extra(base_url: str, name: str, **overrides) -> str:
     url = f"{base_url}/{name}"
     wait_healthy(url)
     return url
+
+
+_shared: dict = {}
+
+
+def start_shared_app() -> str:
+    """The shared test app, deployed once per session whichever test directory asks first."""
+    if "url" not in _shared:
+        from ray import serve
+
+        from medqa.serving.app import BuildArgs, build_app
+
+        port = free_port()
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        extra = {"validator": os.environ["MEDQA_TEST_VALIDATOR"]} if os.environ.get("MEDQA_TEST_VALIDATOR") else {}
+        serve.run(build_app(BuildArgs(**TEST_ARGS, **extra)), name="medqa", route_prefix="/", blocking=False)
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url)
+        _shared["url"] = url
+    return _shared["url"]
+
+
+def stop_shared_app() -> None:
+    if _shared.pop("url", None):
+        from ray import serve
+
+        serve.shutdown()

@@ -1,0 +1,165 @@
+"""Gradio front end over the Serve HTTP API (`medqa ui`).
+
+It is a client of `/generate` and `/v1/mcq` like any other, so what the UI
+shows is exactly what the API answers, safety graph included. Pure helpers
+(payloads, badges, the probability frame) are separate from the Blocks layout
+so they are unit-tested without a browser.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from typing import Any, Optional
+
+LETTERS = "ABCD"
+FREE, MCQ = "Free text", "Multiple choice"
+
+# Risk level → (label, background colour): green, amber, orange-red, red.
+RISK_BADGES = {
+    0: ("Risk 0 · none", "#1a7f37"),
+    1: ("Risk 1 · low", "#9a6700"),
+    2: ("Risk 2 · high", "#d1242f"),
+    3: ("Risk 3 · EMERGENCY", "#82071e"),
+}
+UNCHECKED_BADGE = ("Safety checks off", "#57606a")
+
+EXAMPLES = [
+    [MCQ, "Deficiency of which vitamin causes scurvy?", "Vitamin A", "Vitamin B12", "Vitamin C", "Vitamin D"],
+    [FREE, "What is the first-line drug treatment for type 2 diabetes?", "", "", "", ""],
+    [FREE, "I have crushing chest pain spreading to my left arm right now. What should I do?", "", "", "", ""],
+]
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def request_for(mode: str, question: str, options: list[str], temperature: float, max_length: int,
+                concise: bool, use_safety: bool) -> tuple[str, dict]:
+    """(path, JSON body) for the API call the form describes."""
+    if mode == MCQ:
+        return "/v1/mcq", {"question": question, "options": options, "use_safety": use_safety}
+    return "/generate", {"question": question, "temperature": float(temperature), "max_length": int(max_length),
+                         "concise": bool(concise), "use_safety": use_safety}
+
+
+def _badge(text: str, colour: str) -> str:
+    return (f'<span class="medqa-badge" style="background:{colour};color:#fff;padding:3px 10px;'
+            f'border-radius:12px;font-weight:600;margin-right:6px;display:inline-block">{html.escape(text)}</span>')
+
+
+def safety_html(report: Optional[dict]) -> str:
+    """The safety report as badges (risk level, categories) and a warning list."""
+    if not report:
+        return ""
+    if not report.get("checked", True):
+        label, colour = UNCHECKED_BADGE
+    else:
+        label, colour = RISK_BADGES.get(int(report.get("risk_level", 0)), RISK_BADGES[3])
+    parts = [f'<div class="medqa-safety" data-risk="{int(report.get("risk_level", 0))}">', _badge(label, colour)]
+    parts += [_badge(c.replace("_", " "), "#0969da") for c in report.get("categories", [])]
+    if report.get("blocked"):
+        parts.append(_badge("blocked", "#82071e"))
+    warnings = report.get("warnings") or []
+    if warnings:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(str(w))}</li>" for w in warnings) + "</ul>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def probability_frame(probabilities: list[float], options: list[str]):
+    import pandas as pd
+
+    labels = [f"{LETTERS[i]}. {o[:40]}" for i, o in enumerate(options)]
+    return pd.DataFrame({"option": labels, "probability": [round(float(p), 4) for p in probabilities]})
+
+
+def answer_markdown(path: str, body: dict) -> str:
+    """The answer text for either endpoint's response."""
+    if path == "/v1/mcq":
+        if body.get("answer_index") is None:
+            return f"**No answer.** {body.get('message') or ''}"
+        text = f"**{body['answer_letter']}. {body['answer_text']}** (confidence {body['confidence']:.0%})"
+        if body.get("abstained"):
+            text += "\n\n_The model is unsure (confidence below the abstention threshold): treat this as no answer._"
+        return text
+    prefix = "**Emergency.** " if body.get("emergency") else ("**Refused.** " if body.get("refused") else "")
+    return prefix + (body.get("response") or "_(empty answer)_")
+
+
+def latency_text(body: dict, round_trip_ms: float) -> str:
+    server = body.get("inference_time_ms")
+    server_part = f"server {server:.0f} ms · " if isinstance(server, (int, float)) else ""
+    return f"Latency: {server_part}round trip {round_trip_ms:.0f} ms · request id `{body.get('request_id', '-')}`"
+
+
+# ---------------------------------------------------------------- API client
+
+
+def call_api(api_url: str, path: str, payload: dict, api_key: Optional[str] = None, timeout: float = 120) -> tuple[int, dict, float]:
+    import time
+
+    import requests
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    start = time.perf_counter()
+    try:
+        r = requests.post(api_url.rstrip("/") + path, json=payload, headers=headers, timeout=timeout)
+        body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {"error": r.text[:300]}
+        return r.status_code, body, (time.perf_counter() - start) * 1000
+    except requests.RequestException as err:
+        return 0, {"error": f"cannot reach the medqa API at {api_url}: {err}"}, (time.perf_counter() - start) * 1000
+
+
+def ask(api_url: str, api_key: Optional[str], mode: str, question: str, opa: str, opb: str, opc: str, opd: str,
+        temperature: float, max_length: int, concise: bool, use_safety: bool) -> tuple[str, Any, str, str]:
+    """One form submission → (answer markdown, probability frame or None, safety html, latency)."""
+    path, payload = request_for(mode, question, [opa, opb, opc, opd], temperature, max_length, concise, use_safety)
+    status, body, ms = call_api(api_url, path, payload, api_key)
+    if status != 200:
+        return f"**Error {status or ''}:** {html.escape(str(body.get('error', body)))}", None, "", latency_text(body, ms)
+    frame = probability_frame(body["probabilities"], payload["options"]) if body.get("probabilities") else None
+    return answer_markdown(path, body), frame, safety_html(body.get("safety_report")), latency_text(body, ms)
+
+
+# ---------------------------------------------------------------- layout
+
+
+def build_ui(api_url: str, api_key: Optional[str] = None):
+    import gradio as gr
+
+    with gr.Blocks(title="medqa") as demo:
+        gr.Markdown("# medqa\nMedical question answering with a safety graph. "
+                    "**Educational use only — not medical advice.** In an emergency call your local emergency number.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                mode = gr.Radio([FREE, MCQ], value=MCQ, label="Question type", elem_id="mode")
+                question = gr.Textbox(label="Question", lines=3, elem_id="question")
+                with gr.Group(visible=True) as option_box:
+                    opts = [gr.Textbox(label=f"Option {letter}", elem_id=f"option-{letter.lower()}") for letter in LETTERS]
+                with gr.Accordion("Generation settings", open=False):
+                    temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature")
+                    max_length = gr.Slider(1, 512, value=100, step=1, label="Max new tokens")
+                    concise = gr.Checkbox(value=True, label="Concise answer")
+                    use_safety = gr.Checkbox(value=True, label="Safety checks (emergencies are always detected)")
+                submit = gr.Button("Ask", variant="primary", elem_id="ask")
+            with gr.Column(scale=4):
+                answer = gr.Markdown(label="Answer", elem_id="answer")
+                probs = gr.BarPlot(x="option", y="probability", y_lim=[0, 1], label="Option probabilities",
+                                   elem_id="probabilities", height=220)
+                safety = gr.HTML(elem_id="safety")
+                latency = gr.Markdown(elem_id="latency")
+        mode.change(lambda m: (gr.update(visible=m == MCQ), gr.update(visible=m == MCQ)), mode, [option_box, probs])
+        gr.Examples(EXAMPLES, [mode, question, *opts])
+        submit.click(lambda *a: ask(api_url, api_key, *a),
+                     [mode, question, *opts, temperature, max_length, concise, use_safety],
+                     [answer, probs, safety, latency])
+    return demo
+
+
+def launch(api_url: str, host: str = "127.0.0.1", port: int = 7860, api_key: Optional[str] = None, block: bool = True):
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home
+    demo = build_ui(api_url, api_key)
+    demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=True, show_error=True,
+                footer_links=[])
+    return demo
