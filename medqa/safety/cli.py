@@ -1,5 +1,121 @@
-"""Placeholder until the safety commands land."""
+"""`medqa safety ...`: check one text, classify a JSONL file, list interactions,
+train the harmful-request head. Argparse only at import time."""
+
+from __future__ import annotations
+
+import sys
 
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("safety", help="medical safety checks (interactions, emergencies, dosage, harmful requests)")
+    cmds = p.add_subparsers(dest="safety_command", metavar="SUBCOMMAND", required=True)
+
+    c = cmds.add_parser("check", help="print the JSON safety report for one text")
+    c.add_argument("text")
+    _common(c)
+    c.set_defaults(func=check)
+
+    c = cmds.add_parser("classify", help="safety-check one text field per JSONL row; write JSONL reports")
+    c.add_argument("--input", required=True, help="input .jsonl file")
+    c.add_argument("--text-field", required=True, help="field holding the text to check")
+    c.add_argument("--output", required=True, help="output .jsonl file (one report per input row)")
+    c.add_argument("--batch-size", type=int, default=64)
+    _common(c)
+    c.set_defaults(func=classify)
+
+    c = cmds.add_parser("interactions", help="JSON list of interacting pairs among the drugs")
+    c.add_argument("drugs", nargs="+", metavar="DRUG")
+    c.add_argument("--ddinter", default=None, help="also load a DDInter CSV export")
+    c.set_defaults(func=interactions)
+
+    c = cmds.add_parser("train-classifier", help="train the harmful-request head (reproducible)")
+    c.add_argument("--data-dir", default=None, help="folder with medsafetybench_train.jsonl and "
+                   "medmcqa_dev_public.jsonl (default: ../shared/data beside the repo)")
+    c.add_argument("--output", default=None, help="head file (default: the packaged head.npz)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--min-recall", type=float, default=0.97, help="validation recall the threshold keeps")
+    c.set_defaults(func=train_classifier)
+
+
+def _common(p) -> None:
+    p.add_argument("--medications", nargs="*", default=None, help="patient's current medications")
+    p.add_argument("--age", type=float, default=None, help="patient age in years")
+    p.add_argument("--no-classifier", action="store_true", help="rules only (skip the harmful-request head)")
+
+
+def _context(args) -> dict | None:
+    ctx = {}
+    if args.medications:
+        ctx["medications"] = args.medications
+    if args.age is not None:
+        ctx["age_years"] = args.age
+    return ctx or None
+
+
+def _validator(args):
+    from medqa.safety import MedicalSafetyValidator
+
+    return MedicalSafetyValidator(use_classifier=not args.no_classifier)
+
+
+def check(args) -> int:
+    from medqa.console import emit_json
+
+    emit_json(_validator(args).check_request(args.text, _context(args)))
+    return 0
+
+
+def classify(args) -> int:
+    import json
+
+    from medqa.console import emit_json
+
+    with open(args.input, encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    missing = [i for i, r in enumerate(rows) if not isinstance(r.get(args.text_field), str)]
+    if missing:
+        raise ValueError(f"row {missing[0] + 1} of {args.input} has no text field {args.text_field!r}")
+    validator, ctx = _validator(args), _context(args)
+    counts = {"rows": len(rows), "blocked": 0, "emergency": 0}
+    with open(args.output, "w", encoding="utf-8") as out:
+        for i in range(0, len(rows), args.batch_size):
+            batch = rows[i:i + args.batch_size]
+            for row, report in zip(batch, validator.check_many([r[args.text_field] for r in batch], ctx)):
+                report = {"id": row.get("id", None), **report}
+                counts["blocked"] += report["blocked"]
+                counts["emergency"] += "emergency" in report["categories"]
+                out.write(json.dumps(report, default=str) + "\n")
+            print(f"classified {min(i + args.batch_size, len(rows))}/{len(rows)}", file=sys.stderr)
+    emit_json({"output": args.output, **counts})
+    return 0
+
+
+def interactions(args) -> int:
+    from medqa.console import emit_json
+    from medqa.safety.interactions import InteractionChecker, default_table, load_ddinter
+
+    table = None
+    if args.ddinter:
+        table = load_ddinter(args.ddinter)
+        table.update(default_table())
+    checker = InteractionChecker(table)
+    emit_json(checker.between(args.drugs))
+    return 0
+
+
+def train_classifier(args) -> int:
+    from pathlib import Path
+
+    from medqa.console import emit_json
+    from medqa.safety.harm import default_head_path, shared_embedder
+    from medqa.safety.harm_training import CachedEmbedder, default_cache_path, shared_data_dir, train
+
+    data_dir = Path(args.data_dir) if args.data_dir else shared_data_dir()
+    for name in ("medsafetybench_train.jsonl", "medmcqa_dev_public.jsonl"):
+        if not (data_dir / name).exists():
+            raise FileNotFoundError(f"{data_dir / name} not found (use --data-dir)")
+    embedder = CachedEmbedder(shared_embedder(), default_cache_path())
+    meta = train(data_dir, Path(args.output) if args.output else default_head_path(), seed=args.seed,
+                 min_recall=args.min_recall, embedder=embedder, log=lambda m: print(m, file=sys.stderr))
+    emit_json(meta)
+    return 0
