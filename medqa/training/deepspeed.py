@@ -32,7 +32,7 @@ def zero_section(stage: int) -> dict:
         "reduce_bucket_size": "auto",
     }
     if stage == 2:
-        return {**common, "allgather_partitions": True, "allgather_bucket_size": "auto", "reduce_scatter": True}
+        return {**common, "allgather_partitions": True, "allgather_bucket_size": 200_000_000, "reduce_scatter": True}
     return {
         **common,
         "stage3_prefetch_bucket_size": "auto",

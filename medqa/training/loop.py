@@ -30,6 +30,9 @@ def train_loop_per_worker(loop_config: dict) -> Optional[dict]:
     from medqa.training.batching import collate
 
     cfg = from_dict(loop_config["config"])
+    if cfg.training.strategy == "deepspeed" and not cfg.training.use_gpu:
+        # DeepSpeed picks its accelerator at import; without a GPU it must be told.
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
     ctx = ray.train.get_context()
     tokenizer = load_tokenizer(cfg.model)
     model = hf.build_model(cfg)

@@ -74,6 +74,7 @@ def _tiny_overrides(data_dir: Path, storage: Path, **extra) -> list[str]:
         "training.save_steps": 4,
         "training.eval_mcq_limit": 8,
         "training.storage_path": str(storage),
+        "training.max_failures": 0,
         **extra,
     }
     return [f"{k}={v}" for k, v in values.items()]
