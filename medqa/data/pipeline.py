@@ -38,7 +38,7 @@ STEP1_COLUMNS = {  # name -> pyarrow type name; rejected rows leave record field
     "id": "string", "question": "string", "options": "list<string>", "explanation": "string",
     "subject": "string", "topic": "string", "choice_type": "string", "source": "string",
     "answer_raw": "int64", "base_applies": "bool", "fixed": "int64", "qkey": "string",
-    "exact": "int64", "bands": "list<int64>", "shingles": "list<int64>",
+    "exact": "int64", "bands": "list<int64>", "shingles": "binary",
 }
 PLAN_COLUMNS = ["ordinal", "line_no", "reason", "detail", "raw", "answer_raw", "base_applies", "fixed",
                 "qkey", "exact", "bands", "shingles", "subject"]
@@ -54,7 +54,7 @@ SPLITS = ("train", "validation")
 def _schema(columns: dict):
     import pyarrow as pa
 
-    types = {"int64": pa.int64(), "string": pa.string(), "bool": pa.bool_(),
+    types = {"int64": pa.int64(), "string": pa.string(), "bool": pa.bool_(), "binary": pa.binary(),
              "list<string>": pa.list_(pa.string()), "list<int64>": pa.list_(pa.int64())}
     return pa.schema([(name, types[t]) for name, t in columns.items()])
 
@@ -229,9 +229,19 @@ def _raise_user_error(exc: BaseException) -> None:
 def run_pipeline(cfg: Config, parallelism: Optional[int] = None) -> dict:
     """Run preprocessing on Ray Data (starting a local Ray if none is running); returns the summary."""
     import ray
-    from ray.data.expressions import col
 
     started = _ensure_ray()
+    try:
+        return _run_ray(cfg, parallelism)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run_ray(cfg: Config, parallelism: Optional[int]) -> dict:
+    import ray
+    from ray.data.expressions import col
+
     start = time.perf_counter()
     d = cfg.data
     parallelism = parallelism or max(2, int(ray.cluster_resources().get("CPU", 2)) * 2)
@@ -255,9 +265,7 @@ def run_pipeline(cfg: Config, parallelism: Optional[int] = None) -> dict:
     for split in SPLITS:
         part = built.filter(expr=col("split") == split).drop_columns(["split"])
         part.write_parquet(str(out / split), min_rows_per_file=100_000)
+        (out / split).mkdir(exist_ok=True)  # an empty split still gets its folder
     _write_rejects(out, plan.rejections)
-    summary = _summary(cfg, "ray", len(items) + len(pre_rejected), plan, time.perf_counter() - start, out,
-                       len(eval_keys))
-    if started:
-        ray.shutdown()
-    return summary
+    return _summary(cfg, "ray", len(items) + len(pre_rejected), plan, time.perf_counter() - start, out,
+                    len(eval_keys))

@@ -26,8 +26,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from medqa.data import augment
-from medqa.data.normalize import (NearDupIndex, band_keys, exact_key, n_bands, normalise_record,
-                                  question_key, shingle_text, shingles)
+from medqa.data.normalize import (NearDupIndex, band_keys, n_bands, normalise_record, question_key,
+                                  row_keys, shingles)
 from medqa.data.record import MCQRecord
 from medqa.data.schema import (Limits, Rejection, RowError, answer_index, check_texts, detect_row,
                                is_medqa_row, option_key)
@@ -98,13 +98,14 @@ def validate_one(ordinal: int, line_no: int, raw: str, cfg: StepConfig) -> dict:
         return out
     fields = {k: v for k, v in parsed.fields.items() if k != "answer_text"}
     rec = normalise_record(MCQRecord(question, options, None, source=cfg.source, **fields))
-    sh = shingles(shingle_text(rec.question, rec.options))
+    qkey, exact, text = row_keys(rec.question, rec.options)
+    sh = shingles(text)
     out.update({k: getattr(rec, k) for k in RECORD_FIELDS if k != "answer_index"})
     # Only a value outside 0-3 can be rejected later (by the file's cop base): keep its raw text.
     out.update(raw=raw if not 0 <= value <= 3 else "")
     out.update(answer_raw=value, base_applies=base_applies, fixed=_fixed_mask(rec.options),
-               qkey=question_key(rec.question), exact=exact_key(rec.question, rec.options),
-               bands=band_keys(sh, cfg.bands), shingles=sh.tolist())
+               qkey=qkey, exact=exact,
+               bands=band_keys(sh, cfg.bands), shingles=sh.tobytes())  # bytes: one object per row, not ~40
     return out
 
 
@@ -182,7 +183,7 @@ def make_plan(rows: Sequence[dict], eval_keys: set[str], threshold: float, val_f
             stats["duplicates_exact"] += 1
             continue
         exact_seen.add(r["exact"])
-        if near.add(r["ordinal"], np.asarray(r["shingles"], dtype=np.int64), r["bands"]) is not None:
+        if near.add(r["ordinal"], np.frombuffer(r["shingles"], dtype=np.int64), r["bands"]) is not None:
             stats["duplicates_near"] += 1
             continue
         if r["qkey"] in eval_keys:
