@@ -166,6 +166,7 @@ class ServingConfig:
     model_num_cpus: float = opt(1.0, "CPUs reserved per model replica.")
     model_num_gpus: float = opt(0.0, "GPUs reserved per model replica (fractions share a GPU).")
     max_ongoing_requests: int = opt(32, "Requests a model replica accepts at once (queued into `@serve.batch` batches).")
+    max_new_tokens: int = opt(512, "Largest `max_length` / `max_tokens` a request may ask for (larger ones get a 422).")
 
     def __post_init__(self) -> None:
         _check(1 <= self.port <= 65535, "port", "must be a TCP port")
@@ -177,6 +178,7 @@ class ServingConfig:
         _check(0.0 <= self.abstain_threshold <= 1.0, "abstain_threshold", "must be in [0, 1]")
         _check(self.model_num_cpus >= 0 and self.model_num_gpus >= 0, "model_num_cpus", "resources must be >= 0")
         _check(self.max_ongoing_requests >= 1, "max_ongoing_requests", "must be at least 1")
+        _check(1 <= self.max_new_tokens <= 512, "max_new_tokens", "must be between 1 and 512")
 
 
 @dataclass

@@ -169,6 +169,7 @@ class SafetyGuard:
     def __init__(self, validator: str = DEFAULT_VALIDATOR):
         module, _, name = validator.partition(":")
         self.adapter = policy.SafetyAdapter(getattr(importlib.import_module(module), name)())
+        self.adapter.warm_up()  # the replica reports ready only once the first request would be fast
 
     def check_input(self, text: str, patient_context: Optional[dict] = None) -> dict:
         return self.adapter.check_input(text, patient_context)
@@ -256,6 +257,7 @@ class MedQAIngress:
 
         self.model, self.safety = model, safety
         self.max_question_chars = settings["max_question_chars"]
+        self.max_new_tokens = settings["max_new_tokens"]
         self.abstain_threshold = settings["abstain_threshold"]
         self.api_key = os.environ.get(settings["api_key_env"]) or None
         self.model_name = settings["model_name"]
@@ -266,12 +268,14 @@ class MedQAIngress:
 
     # ---- shared steps
 
-    def _admit(self, request: Request, question: str) -> str:
-        """Auth and the configured length limit; returns the request id."""
+    def _admit(self, request: Request, question: str, new_tokens: int = 0) -> str:
+        """Auth and the configured limits; returns the request id."""
         if not policy.api_key_ok(self.api_key, request.headers.get("authorization"), request.headers.get("x-api-key")):
             raise ApiError(401, "missing or invalid API key (send `Authorization: Bearer <key>`)")
         if len(question) > self.max_question_chars:
             raise ApiError(413, f"question is longer than {self.max_question_chars} characters")
+        if new_tokens > self.max_new_tokens:
+            raise ApiError(422, f"max_length: at most {self.max_new_tokens} new tokens on this server")
         return _request_id(request)
 
     async def _call(self, handle: DeploymentHandle, method: str, *args) -> Any:
@@ -312,10 +316,14 @@ class MedQAIngress:
                     "safety_report": report, "usage": None}
         out = await self._call(self.model, "generate", {"question": question, **controls})
         text = out["text"]
+        withheld = False
         if use_safety:
             text, out_report = await self._call(self.safety, "check_output", text, context)
             report = policy.merge_reports(report, out_report)
-        return {"response": text, "emergency": False, "refused": False, "safety_report": report, "usage": out}
+            withheld = out_report["blocked"]  # e.g. a dangerous dose: the engine replaced the answer
+            if withheld:
+                self.blocked.inc(tags={"endpoint": endpoint})
+        return {"response": text, "emergency": False, "refused": withheld, "safety_report": report, "usage": out}
 
     # ---- endpoints
 
@@ -334,8 +342,9 @@ class MedQAIngress:
     @app.post("/generate", response_model=GenerateResponse, responses=ERROR_RESPONSES)
     async def generate(self, body: GenerateRequest, request: Request) -> dict:
         start = time.perf_counter()
-        rid = self._admit(request, body.question)
+        rid = self._admit(request, body.question, body.max_length if "max_length" in body.model_fields_set else 0)
         controls = body.model_dump(include={"temperature", "max_length", "length_penalty", "num_beams", "concise", "seed"})
+        controls["max_length"] = min(body.max_length, self.max_new_tokens)  # the default fits any server
         controls["stop"] = tuple(body.stop)
         context = body.patient_context.model_dump() if body.patient_context else None
         out = await self._answer_text(body.question, controls, body.use_safety, context, "generate", rid)
@@ -370,15 +379,16 @@ class MedQAIngress:
         start = time.perf_counter()
         messages = [m.model_dump() for m in body.messages]
         question = policy.chat_question(messages)
-        rid = self._admit(request, question)
-        controls = {"temperature": body.temperature, "max_length": body.max_tokens, "stop": tuple(body.stop_list()),
+        rid = self._admit(request, question, body.max_tokens if "max_tokens" in body.model_fields_set else 0)
+        max_tokens = min(body.max_tokens, self.max_new_tokens)  # the default fits any server
+        controls = {"temperature": body.temperature, "max_length": max_tokens, "stop": tuple(body.stop_list()),
                     "seed": body.seed}
         out = await self._answer_text(question, controls, True, None, "chat", rid)
         usage = out["usage"] or {"prompt_tokens": 0, "completion_tokens": 0}
         if out["emergency"] or out["refused"]:
             finish = "content_filter"
         else:
-            finish = "length" if usage["completion_tokens"] >= body.max_tokens else "stop"
+            finish = "length" if usage["completion_tokens"] >= max_tokens else "stop"
         return {
             "id": f"chatcmpl-{rid}",
             "object": "chat.completion",
@@ -418,6 +428,7 @@ class BuildArgs(BaseModel):
     model_num_cpus: Optional[float] = None
     model_num_gpus: Optional[float] = None
     max_ongoing_requests: Optional[int] = None
+    max_new_tokens: Optional[int] = None
     small_num_cpus: float = Field(0.25, description="CPUs reserved by the ingress and safety replicas.")
     validator: str = Field(DEFAULT_VALIDATOR, description="`module:Class` of the safety validator (medqa.safety's by default).")
 
@@ -451,5 +462,5 @@ def build_app(args: BuildArgs) -> serve.Application:
         # The key is read where the app is built and handed to the ingress process only.
         actor_options["runtime_env"] = {"env_vars": {serving.api_key_env: os.environ[serving.api_key_env]}}
     settings = {"max_question_chars": serving.max_question_chars, "abstain_threshold": serving.abstain_threshold,
-                "api_key_env": serving.api_key_env, "model_name": model_cfg.name}
+                "api_key_env": serving.api_key_env, "model_name": model_cfg.name, "max_new_tokens": serving.max_new_tokens}
     return MedQAIngress.options(ray_actor_options=actor_options).bind(model, safety, settings)

@@ -34,6 +34,8 @@ def normalise_report(raw: Any, checked: bool = True) -> dict:
     if not isinstance(raw, dict):
         raw = dict(getattr(raw, "__dict__", {}))
     report = {k: v for k, v in raw.items() if _json_safe(v)}
+    if isinstance(raw.get("checked"), str):
+        report["stage"] = raw["checked"]  # the engine's "request"/"response"; `checked` is our bool
     report["checked"] = checked
     categories = [str(c) for c in _as_list(raw.get("categories"))]
     risk = int(raw.get("risk_level") or 0)
@@ -81,11 +83,15 @@ def decide(report: dict) -> str:
 
 
 def emergency_message(report: dict) -> str:
-    return str(report.get("emergency_message") or report.get("message") or EMERGENCY_NOTICE)
+    message = report.get("message") or ""
+    return str(message if "emergency" in message.lower() else EMERGENCY_NOTICE)
 
 
 def refusal_message(report: dict) -> str:
-    """The refusal with its reason, so the caller knows why."""
+    """The refusal with its reason, so the caller knows why (the engine's own
+    message when it wrote one, as it names the principle at stake)."""
+    if report.get("message"):
+        return str(report["message"])
     reason = report.get("reason") or report.get("block_reason")
     if not reason and report["warnings"]:
         reason = report["warnings"][0]
@@ -120,6 +126,11 @@ class SafetyAdapter:
 
             validator = MedicalSafetyValidator()
         self.validator = validator
+
+    def warm_up(self) -> None:
+        """Load lazily loaded parts (the harm classifier's embedder) before the first request."""
+        self.check_input("warm-up: what is paracetamol?")
+        self.check_output("Paracetamol relieves pain.")
 
     def check_input(self, text: str, patient_context: Optional[dict] = None) -> dict:
         for name in ("check_request", "check_input", "assess_request"):

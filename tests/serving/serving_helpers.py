@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 
@@ -32,7 +31,7 @@ def wait_healthy(url: str, timeout: float = 180.0) -> dict:
 # The test app: one model replica with a generous batch wait so concurrent
 # callers really share batches; small CPU reservations so the replica-kill app fits beside it.
 TEST_ARGS = dict(model="tiny-random", num_replicas=1, max_batch_size=16, batch_wait_timeout_s=0.1,
-                 model_num_cpus=0.5, small_num_cpus=0.1, max_question_chars=2000)
+                 model_num_cpus=0.5, small_num_cpus=0.1, max_question_chars=2000, max_new_tokens=64)
 
 
 def deploy_extra(base_url: str, name: str, **overrides) -> str:
@@ -41,8 +40,7 @@ def deploy_extra(base_url: str, name: str, **overrides) -> str:
 
     from medqa.serving.app import BuildArgs, build_app
 
-    extra = {"validator": os.environ["MEDQA_TEST_VALIDATOR"]} if os.environ.get("MEDQA_TEST_VALIDATOR") else {}
-    serve.run(build_app(BuildArgs(**{**TEST_ARGS, **extra, **overrides})), name=name, route_prefix=f"/{name}",
+    serve.run(build_app(BuildArgs(**{**TEST_ARGS, **overrides})), name=name, route_prefix=f"/{name}",
               blocking=False)
     url = f"{base_url}/{name}"
     wait_healthy(url)
@@ -61,8 +59,7 @@ def start_shared_app() -> str:
 
         port = free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        extra = {"validator": os.environ["MEDQA_TEST_VALIDATOR"]} if os.environ.get("MEDQA_TEST_VALIDATOR") else {}
-        serve.run(build_app(BuildArgs(**TEST_ARGS, **extra)), name="medqa", route_prefix="/", blocking=False)
+        serve.run(build_app(BuildArgs(**TEST_ARGS)), name="medqa", route_prefix="/", blocking=False)
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url)
         _shared["url"] = url
