@@ -240,7 +240,6 @@ def run_pipeline(cfg: Config, parallelism: Optional[int] = None) -> dict:
 
 def _run_ray(cfg: Config, parallelism: Optional[int]) -> dict:
     import ray
-    from ray.data.expressions import col
 
     start = time.perf_counter()
     d = cfg.data
@@ -257,15 +256,35 @@ def _run_ray(cfg: Config, parallelism: Optional[int]) -> dict:
     except Exception as exc:  # noqa: BLE001 - re-raised, unwrapped when it is a strict rejection
         _raise_user_error(exc)
     plan = _plan(rows, pre_rejected, eval_keys, cfg)
+    out = _prepare_output(d.output_dir)
+    if plan.split:
+        _build_and_write(checked, plan, tok_path, scfg, out)
+    else:  # nothing survived: empty splits with the right schema, not a Ray error
+        _write_empty_splits(out)
+    _write_rejects(out, plan.rejections)
+    return _summary(cfg, "ray", len(items) + len(pre_rejected), plan, time.perf_counter() - start, out,
+                    len(eval_keys))
+
+
+def _write_empty_splits(out: Path) -> None:
+    """Give every split without rows one empty parquet file, so readers find the schema."""
+    import pyarrow.parquet as pq
+
+    for split in SPLITS:
+        (out / split).mkdir(exist_ok=True)
+        if not any((out / split).glob("*.parquet")):
+            pq.write_table(_table([], OUTPUT_COLUMNS).drop_columns(["split"]), out / split / "part-00000.parquet")
+
+
+def _build_and_write(checked, plan: steps.Plan, tok_path: str, scfg: steps.StepConfig, out: Path) -> None:
+    import ray
+    from ray.data.expressions import col
+
     plan_ref = ray.put((plan.split, plan.answer, plan.targets))
     built = checked.drop_columns(["raw", "qkey", "exact", "bands", "shingles"]).map_batches(
         _build_udf, fn_kwargs={"plan_ref": plan_ref, "tok_path": tok_path, "cfg": scfg},
         batch_format="pyarrow", batch_size=512).materialize()
-    out = _prepare_output(d.output_dir)
     for split in SPLITS:
         part = built.filter(expr=col("split") == split).drop_columns(["split"])
         part.write_parquet(str(out / split), min_rows_per_file=100_000)
-        (out / split).mkdir(exist_ok=True)  # an empty split still gets its folder
-    _write_rejects(out, plan.rejections)
-    return _summary(cfg, "ray", len(items) + len(pre_rejected), plan, time.perf_counter() - start, out,
-                    len(eval_keys))
+    _write_empty_splits(out)

@@ -56,3 +56,21 @@ def test_cli_summary_on_the_shared_dev_file(tmp_path, ray_session, shared_data, 
     assert all(abs(s - 0.25) <= 0.05 for s in summary["answer_share_after"].values())
     assert summary["per_subject"]["Dental"]["validation"] == 100
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["rows_out"] == summary["rows_out"]
+
+
+@pytest.mark.parametrize("content", ["", "{broken\n[1]\n"])
+def test_nothing_valid_gives_empty_splits_not_an_error(tmp_path, ray_session, content):
+    src = tmp_path / "bad.jsonl"
+    src.write_text(content)
+    summary = run_pipeline(data_config(tmp_path, src))
+    assert summary["rows_out"] == 0 and summary["rejected"] == content.count("\n")
+    for split in ("train", "validation"):
+        table = pq.read_table(tmp_path / "out" / split)
+        assert table.num_rows == 0 and "input_ids" in table.column_names
+
+
+def test_no_validation_split_still_writes_a_readable_folder(tmp_path, ray_session, dev_rows):
+    src = write_jsonl(tmp_path / "d.jsonl", dev_rows[:40])
+    summary = run_pipeline(data_config(tmp_path, src, "data.val_fraction=0.0", "data.augment_factor=1"))
+    assert summary["validation_rows"] == 0 and pq.read_table(tmp_path / "out" / "validation").num_rows == 0
+    assert pq.read_table(tmp_path / "out" / "train").num_rows == summary["train_rows"] == summary["rows_kept"]
