@@ -11,8 +11,9 @@ measurements):
   `max_length` tokens. Each row carries `position_ids` that restart at 0 for
   every example and no attention mask: transformers then builds a
   block-diagonal causal mask from the position ids
-  (`masking_utils.find_packed_sequence_indices`), so packed examples never see
-  each other. The unused tail of a row is one more "example" of pad tokens
+  (`masking_utils.find_packed_sequence_indices`; only without a KV cache, so
+  `use_cache=False` as `load_model` sets), so packed examples never see each
+  other (tests/training/test_pure.py checks the logits match unpacked runs). The unused tail of a row is one more "example" of pad tokens
   whose labels are -100.
 
 The row transforms (`group_by_length`, `pack_rows`) run in Ray Data

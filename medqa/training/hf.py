@@ -21,14 +21,29 @@ CONFIG_FILENAME = "medqa_config.yaml"
 """The resolved config saved beside every adapter checkpoint."""
 
 
-def build_model(cfg: Config, deepspeed: bool = False):
-    """QLoRA model: the (4-bit) base with a fresh trainable LoRA adapter.
+def build_model(cfg: Config):
+    """QLoRA model: the (4-bit) base with a fresh trainable LoRA adapter."""
+    t = cfg.training
+    zero3_4bit = t.strategy == "deepspeed" and t.zero_stage == 3 and cfg.model.load_in_4bit
+    model = _load_zero3_4bit(cfg) if zero3_4bit else load_model(cfg.model)
+    return attach_lora(model, cfg.model, cfg.lora, gradient_checkpointing=t.gradient_checkpointing)
 
-    Under DeepSpeed the base must not be placed by a device map (DeepSpeed
-    places it), so 4-bit loading keeps its default map only without it.
-    """
-    model = load_model(cfg.model)
-    return attach_lora(model, cfg.model, cfg.lora, gradient_checkpointing=cfg.training.gradient_checkpointing)
+
+def _load_zero3_4bit(cfg: Config):
+    """4-bit base for ZeRO-3: NF4 weights stored in the compute dtype so DeepSpeed can
+    partition them, and no device map (DeepSpeed places the shards)."""
+    from transformers import AutoModelForCausalLM
+
+    from medqa.modeling.loading import quantization_config, resolve_checkpoint
+
+    dtype = resolve_compute_dtype(cfg.model.compute_dtype)
+    quant = quantization_config(cfg.model)
+    quant.bnb_4bit_quant_storage = dtype
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve_checkpoint(cfg.model.name, cfg.model.cache_dir), dtype=dtype,
+        quantization_config=quant, trust_remote_code=cfg.model.trust_remote_code)
+    model.config.use_cache = False
+    return model
 
 
 def report_to(cfg: Config) -> list[str]:

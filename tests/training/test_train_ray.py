@@ -75,6 +75,13 @@ def test_two_worker_qlora_learns_checkpoints_and_reloads(ray_session, prepared_d
     err = (trained - reloaded).abs().max().item()
     assert err < 1e-3 and err < gap / 20, (err, gap)
 
+    from medqa.training.export import export_merged
+
+    merged = export_merged(str(adapter), str(tmp_path / "merged"))
+    assert merged["merge_base"] == "dequantised-nf4"
+    assert (tmp_path / "merged" / "model.safetensors").exists()
+    assert merged["max_logit_diff_vs_trained"] < merged["max_logit_diff_fp_base"], merged
+
 
 def test_injected_failure_resumes_from_last_checkpoint(ray_session, prepared_data, tiny_overrides, tmp_path):
     storage = tmp_path / "runs"
