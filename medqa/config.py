@@ -127,7 +127,7 @@ class TrainingConfig:
 class TuningConfig:
     num_samples: int = opt(4, "Trials sampled from the search space.")
     metric: str = opt("eval_loss", "Metric ASHA compares (`eval_loss` or `eval_accuracy`).")
-    mode: Literal["min", "max"] = opt("min", "Whether the metric is minimised or maximised.")
+    mode: Optional[Literal["min", "max"]] = opt(None, "Whether the metric is minimised or maximised (empty: min for eval_loss, max for eval_accuracy).")
     max_t: int = opt(4, "Maximum training iterations (evaluations) per trial.")
     grace_period: int = opt(1, "Iterations every trial runs before ASHA may stop it.")
     reduction_factor: int = opt(2, "ASHA keeps 1/reduction_factor of trials at each rung.")
@@ -139,6 +139,12 @@ class TuningConfig:
     lora_dropout: list[float] = opt([0.0, 0.05, 0.1], "LoRA dropouts to choose from.")
     searcher: Literal["random", "optuna", "hyperopt"] = opt("random", "Search algorithm; random is ASHA's classic partner.")
     max_concurrent_trials: int = opt(0, "Trials running at once (0 = as many as resources allow).")
+    scheduler: Literal["asha", "fifo"] = opt("asha", "Trial scheduler: ASHA early stopping, or FIFO (every trial runs max_t iterations; the baseline).")
+    grid: bool = opt(False, "Run every combination of lora_r, lr_grid, lora_dropout (and lora_alpha) instead of sampling; num_samples repeats the grid.")
+    lr_grid: list[float] = opt([], "Learning rates tried in grid mode, in order (empty: 3 log-spaced values from lr_min to lr_max).")
+    trial_cpus: float = opt(0.5, "CPUs reserved by each trial's driver (its Train workers reserve their own).")
+    name: Optional[str] = opt(None, "Search name under training.storage_path (default: generated).")
+    resume: Optional[str] = opt(None, "Search directory to resume with `Tuner.restore` (unfinished and errored trials rerun).")
 
     def __post_init__(self) -> None:
         _check(self.num_samples >= 1, "num_samples", "must be at least 1")
@@ -147,6 +153,15 @@ class TuningConfig:
         _check(self.reduction_factor >= 2, "reduction_factor", "must be at least 2")
         _check(0 < self.lr_min < self.lr_max, "lr_min", "must be positive and below lr_max")
         _check(bool(self.lora_r) and all(r > 0 for r in self.lora_r), "lora_r", "must be a non-empty list of positive ranks")
+        _check(self.metric in ("eval_loss", "eval_accuracy"), "metric", "must be eval_loss or eval_accuracy")
+        if self.mode is None:
+            self.mode = "min" if self.metric == "eval_loss" else "max"
+        _check(self.alpha_per_r is None or self.alpha_per_r > 0, "alpha_per_r", "must be positive or empty")
+        _check(self.alpha_per_r is not None or bool(self.lora_alpha), "lora_alpha", "must be non-empty when alpha is not tied to r")
+        _check(bool(self.lora_dropout) and all(0.0 <= d < 1.0 for d in self.lora_dropout), "lora_dropout", "must be a non-empty list in [0, 1)")
+        _check(all(lr > 0 for lr in self.lr_grid), "lr_grid", "learning rates must be positive")
+        _check(self.trial_cpus >= 0, "trial_cpus", "must be >= 0")
+        _check(self.max_concurrent_trials >= 0, "max_concurrent_trials", "must be >= 0")
 
 
 @dataclass

@@ -1,0 +1,84 @@
+"""Releases the placement groups of Ray Train runs whose trial Tune stopped.
+
+Why this exists: in Ray Train V2 each Tune trial runs a `TorchTrainer`
+whose controller actor creates the workers' placement group. When ASHA stops
+a trial, Tune terminates the trial actor; the controller and workers die with
+it, but a placement group lives as long as the job that created it, so its
+CPUs stay reserved and later trials wait forever. Ray ships a detached
+`PlacementGroupCleaner` for this, but it asks the dashboard's state API whether
+the controller is alive, which fails without a dashboard (`include_dashboard=
+False`) or with several local Ray instances on one machine.
+
+The fix has two halves: a Train callback in the controller records
+(placement group, controller actor) in the GCS key-value store; a Tune
+callback in the driver removes the groups whose controller is dead, asking
+the GCS directly (no dashboard needed).
+"""
+
+from __future__ import annotations
+
+import time
+
+import ray
+from ray.experimental import internal_kv
+from ray.train.v2._internal.execution.callback import ControllerCallback, WorkerGroupCallback
+from ray.tune import Callback
+
+_NAMESPACE = "medqa_tune_pg"
+
+
+class RecordPlacementGroup(ControllerCallback, WorkerGroupCallback):
+    """Runs inside the Train controller: records each worker group's placement group."""
+
+    def __init__(self, search_id: str):
+        self.search_id = search_id
+        self._controller_id: str | None = None
+
+    def after_controller_start(self, train_run_context) -> None:
+        self._controller_id = ray.get_runtime_context().get_actor_id()
+
+    def after_worker_group_start(self, worker_group) -> None:
+        pg = worker_group.get_worker_group_state().placement_group_handle.placement_group
+        key = f"{self.search_id}/{pg.id.hex()}"
+        internal_kv._internal_kv_put(key, self._controller_id or "", namespace=_NAMESPACE)
+
+
+class ReleaseOrphanedPlacementGroups(Callback):
+    """Runs in the Tune driver: removes recorded groups whose controller died."""
+
+    def __init__(self, search_id: str, every_s: float = 2.0):
+        self.search_id = search_id
+        self.every_s = every_s
+        self._last = 0.0
+        self.released = 0
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        if time.monotonic() - self._last >= self.every_s:
+            self._last = time.monotonic()
+            self.sweep()
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self.sweep()
+
+    def sweep(self) -> None:
+        for key in internal_kv._internal_kv_list(self.search_id + "/", namespace=_NAMESPACE):
+            controller = internal_kv._internal_kv_get(key, namespace=_NAMESPACE)
+            if controller and not _actor_dead(controller.decode()):
+                continue
+            _remove_group(key.decode().rsplit("/", 1)[1])
+            internal_kv._internal_kv_del(key, namespace=_NAMESPACE)
+            self.released += 1
+
+
+def _actor_dead(actor_id: str) -> bool:
+    info = ray._private.state.actors(actor_id)
+    return not info or info.get("State") == "DEAD"
+
+
+def _remove_group(pg_hex: str) -> None:
+    from ray._raylet import PlacementGroupID
+    from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
+
+    pg = PlacementGroup(PlacementGroupID(bytes.fromhex(pg_hex)))
+    if placement_group_table(pg).get("state") not in (None, "REMOVED"):
+        remove_placement_group(pg)
