@@ -34,6 +34,8 @@ def register(sub) -> None:
     p.add_argument("--generation", type=_non_negative_int, default=0, metavar="N",
                    help="explanation metrics (ROUGE-L, BLEU, perplexity, verbosity) on N rows that have `exp` (default: 0)")
     p.add_argument("--max-new-tokens", type=_positive_int, default=96, help="generation length for --generation (default: 96)")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch CPU threads (default: torch's choice; 1 is faster on a heavily shared CPU)")
     p.add_argument("--run-dir", default=None, help="training run directory whose curves go into the report")
     p.add_argument("--no-plots", action="store_true", help="write only the JSON report")
     p.set_defaults(func=evaluate_command)

@@ -83,6 +83,11 @@ def run_evaluation(args) -> int:
     from medqa.evaluation.analysis import error_analysis
     from medqa.evaluation.runner import evaluate_model
 
+    started = time.perf_counter()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     records, data_summary = load_eval_records(args.data, args.limit)
     if data_summary["rejected"]:
         err.print(f"[yellow]{data_summary['rejected']} malformed row(s) skipped[/] (listed in the report)")
@@ -100,6 +105,7 @@ def run_evaluation(args) -> int:
             model, tokenizer, records, args.generation, max_new_tokens=args.max_new_tokens, progress=True
         )
     report["error_analysis"] = error_analysis(report, records)
+    report["seconds_wall"] = time.perf_counter() - started  # data, model load, scoring, extras
     output = Path(args.output) if args.output else default_output(model_name)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2, default=str) + "\n")

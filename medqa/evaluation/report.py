@@ -43,12 +43,14 @@ def plot_per_subject(report: dict, path: Path, max_subjects: int = 25) -> Path:
     plt = _pyplot()
     items = list(report["per_subject"].items())[:max_subjects][::-1]
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(items) + 1.6))
-    ax.barh([f"{s} (n={v['n']})" for s, v in items], [v["accuracy"] for _, v in items], color="#4c72b0")
+    bars = ax.barh([f"{s} (n={v['n']})" for s, v in items], [v["accuracy"] for _, v in items], color="#4c72b0")
+    ax.bar_label(bars, labels=[f"{v['accuracy']:.2f}" for _, v in items], padding=2, fontsize=7)
     base = report["baselines"]
+    # Overall first so the dashed baselines stay visible when they coincide with it.
+    ax.axvline(report["accuracy"], color="black", label=f"overall {report['accuracy']:.3f}")
     ax.axvline(base["chance"], color="grey", linestyle=":", label=f"chance {base['chance']:.2f}")
     ax.axvline(base["majority"], color="#c44e52", linestyle="--", label=f"majority ({base['majority_letter']}) {base['majority']:.2f}")
-    ax.axvline(report["accuracy"], color="black", label=f"overall {report['accuracy']:.3f}")
-    ax.set_xlim(0, 1)
+    ax.set_xlim(0, 1.08)
     ax.set_xlabel("accuracy")
     ax.set_title(f"Accuracy per subject ({report['n']} questions)")
     ax.legend(loc="lower right", fontsize=8)
