@@ -337,7 +337,8 @@ class MedQAIngress:
                                                           "gpu_available": False, "error": type(err).__name__})
         return JSONResponse({"status": "healthy", "model_loaded": True, "gpu_available": info["gpu_available"],
                              "model": info["model"], "adapter": info["adapter"], "device": info["device"],
-                             "safety": "loaded", "api_key_required": self.api_key is not None})
+                             "safety": "loaded", "api_key_required": self.api_key is not None,
+                             "limits": {"max_new_tokens": self.max_new_tokens, "max_question_chars": self.max_question_chars}})
 
     @app.post("/generate", response_model=GenerateResponse, responses=ERROR_RESPONSES)
     async def generate(self, body: GenerateRequest, request: Request) -> dict:

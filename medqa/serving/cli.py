@@ -76,9 +76,9 @@ def handle(args) -> int:
     def stop(signum, frame):  # SIGTERM behaves like Ctrl-C: unwind into the finally below
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
     ray.init(address=args.address, include_dashboard=False)
-    started = time.time()
+    signal.signal(signal.SIGTERM, stop)  # after ray.init, which installs its own fatal-signal handler
+    started, status = time.time(), "stopped"
     try:
         names = _deploy(what, http)
         _wait_running(names, args.timeout)
@@ -88,11 +88,14 @@ def handle(args) -> int:
             time.sleep(1)
     except KeyboardInterrupt:
         err.print("shutting down Serve and Ray ...")
+    except (RuntimeError, TimeoutError) as failure:
+        err.print(f"[red]medqa serve: {failure}[/]")
+        status = "failed"
     finally:
         serve.shutdown()
         ray.shutdown()
-    emit_json({"url": url, "status": "stopped", "uptime_s": round(time.time() - started, 1)})
-    return 0
+    emit_json({"url": url, "status": status, "uptime_s": round(time.time() - started, 1)})
+    return 0 if status == "stopped" else 1
 
 
 def _deploy(what: dict, http: dict) -> list[str]:

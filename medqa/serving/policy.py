@@ -102,7 +102,10 @@ def refusal_message(report: dict) -> str:
 
 def merge_reports(first: dict, second: dict) -> dict:
     """Input and output checks → one report (the worst risk, every warning once)."""
-    merged = {**first, **second}
+    # The request check's own fields (classifier used, findings) win; the answer's findings are kept beside them.
+    merged = {**second, **first}
+    if "findings" in second:
+        merged["response_findings"] = second["findings"]
     merged["risk_level"] = max(first["risk_level"], second["risk_level"])
     for key in ("categories", "warnings", "actions"):
         merged[key] = list(dict.fromkeys(first[key] + second[key]))

@@ -122,11 +122,25 @@ def ask(api_url: str, api_key: Optional[str], mode: str, question: str, opa: str
     return answer_markdown(path, body), frame, safety_html(body.get("safety_report")), latency_text(body, ms)
 
 
+def server_limits(api_url: str) -> dict:
+    """The app's request limits from /health, so the form never offers what the server refuses."""
+    import requests
+
+    limits = {"max_new_tokens": 512, "max_question_chars": 20_000}
+    try:
+        limits.update(requests.get(api_url.rstrip("/") + "/health", timeout=10).json().get("limits") or {})
+    except (requests.RequestException, ValueError):
+        pass  # the API may come up after the UI; the defaults are the schema's caps
+    return limits
+
+
 # ---------------------------------------------------------------- layout
 
 
 def build_ui(api_url: str, api_key: Optional[str] = None):
     import gradio as gr
+
+    limits = server_limits(api_url)
 
     with gr.Blocks(title="medqa") as demo:
         gr.Markdown("# medqa\nMedical question answering with a safety graph. "
@@ -134,12 +148,13 @@ def build_ui(api_url: str, api_key: Optional[str] = None):
         with gr.Row():
             with gr.Column(scale=3):
                 mode = gr.Radio([FREE, MCQ], value=MCQ, label="Question type", elem_id="mode")
-                question = gr.Textbox(label="Question", lines=3, elem_id="question")
+                question = gr.Textbox(label="Question", lines=3, elem_id="question", max_length=limits["max_question_chars"])
                 with gr.Group(visible=True) as option_box:
                     opts = [gr.Textbox(label=f"Option {letter}", elem_id=f"option-{letter.lower()}") for letter in LETTERS]
                 with gr.Accordion("Generation settings", open=False):
                     temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature")
-                    max_length = gr.Slider(1, 512, value=100, step=1, label="Max new tokens")
+                    cap = int(limits["max_new_tokens"])
+                    max_length = gr.Slider(1, cap, value=min(100, cap), step=1, label="Max new tokens")
                     concise = gr.Checkbox(value=True, label="Concise answer")
                     use_safety = gr.Checkbox(value=True, label="Safety checks (emergencies are always detected)")
                 submit = gr.Button("Ask", variant="primary", elem_id="ask")

@@ -28,9 +28,10 @@ def wait_healthy(url: str, timeout: float = 180.0) -> dict:
     raise TimeoutError(f"{url} never became healthy: {last}")
 
 
-# The test app: one model replica with a generous batch wait so concurrent
-# callers really share batches; small CPU reservations so the replica-kill app fits beside it.
-TEST_ARGS = dict(model="tiny-random", num_replicas=1, max_batch_size=16, batch_wait_timeout_s=0.1,
+# The test app: two model replicas (the replica-kill test needs a survivor) with a
+# generous batch wait so concurrent callers really share batches; small CPU
+# reservations so a second app fits beside it.
+TEST_ARGS = dict(model="tiny-random", num_replicas=2, max_batch_size=16, batch_wait_timeout_s=0.1,
                  model_num_cpus=0.5, small_num_cpus=0.1, max_question_chars=2000, max_new_tokens=64)
 
 
@@ -71,3 +72,18 @@ def stop_shared_app() -> None:
         from ray import serve
 
         serve.shutdown()
+
+
+def model_stats(app_name: str = "medqa", calls: int = 16) -> dict:
+    """Batch sizes seen, per model replica (the handle spreads the calls over the replicas)."""
+    from ray import serve
+
+    handle, stats = serve.get_deployment_handle("MedQAModel", app_name=app_name), {}
+    for _ in range(calls):
+        one = handle.stats.remote().result(timeout_s=30)
+        stats[one["replica"]] = one
+    return stats
+
+
+def max_batch(stats: dict, kind: str) -> int:
+    return max((size for one in stats.values() for size in one[kind]), default=0)

@@ -51,7 +51,7 @@ def _model_replicas() -> set[str]:
     """Actor names of the model replicas that answer (the handle spreads calls over them)."""
     from ray import serve
 
-    handle, names = serve.get_deployment_handle("MedQAModel", app_name="killtest"), set()
+    handle, names = serve.get_deployment_handle("MedQAModel", app_name="medqa"), set()
     for _ in range(12):
         try:
             names.add(handle.info.remote().result(timeout_s=10)["actor_name"])
@@ -71,23 +71,23 @@ def _recovered(killed: str) -> bool:
 def _healthy_with(n: int) -> bool:
     from ray import serve
 
-    app = serve.status().applications.get("killtest")
+    app = serve.status().applications.get("medqa")
     dep = app and app.deployments.get("MedQAModel")
     return bool(dep) and dep.status == "HEALTHY" and dep.replica_states.get("RUNNING", 0) == n
 
 
 def test_killed_model_replica_recovers_under_load(serve_url):
     import ray
-    from ray import serve
 
-    url = deploy_extra(serve_url, "killtest", num_replicas=2)
+    # The shared app runs two model replicas; the UI tests run after this one on the recovered app.
+    url = serve_url
+    replicas = _model_replicas()
+    assert len(replicas) == 2, replicas
+    stop, log = threading.Event(), []
+    clients = [threading.Thread(target=_load, args=(url, stop, log)) for _ in range(2)]
+    for c in clients:
+        c.start()
     try:
-        replicas = _model_replicas()
-        assert len(replicas) == 2, replicas
-        stop, log = threading.Event(), []
-        clients = [threading.Thread(target=_load, args=(url, stop, log)) for _ in range(2)]
-        for c in clients:
-            c.start()
         time.sleep(3)
         killed_at = time.time()
         killed = sorted(replicas)[0]
@@ -98,11 +98,10 @@ def test_killed_model_replica_recovers_under_load(serve_url):
         recovered_at = time.time()
         assert _recovered(killed), "the model deployment did not get back to 2 live replicas"
         time.sleep(5)  # keep the load on after recovery
+    finally:
         stop.set()
         for c in clients:
             c.join(timeout=60)
-    finally:
-        serve.delete("killtest")
     before = [s for t, s in log if t < killed_at]
     during = [s for t, s in log if killed_at <= t < recovered_at]
     after = [s for t, s in log if t >= recovered_at]

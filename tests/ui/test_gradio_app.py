@@ -42,6 +42,10 @@ def test_answer_text_for_mcq_abstention_and_emergency():
     assert list(frame["option"]) == ["A. a", "B. b", "C. c", "D. d"]
 
 
+def test_limits_default_when_the_api_is_down():
+    assert ui.server_limits("http://127.0.0.1:9")["max_new_tokens"] == 512
+
+
 def test_unreachable_api_is_reported_not_raised():
     answer, frame, safety, _ = ui.ask("http://127.0.0.1:9", None, ui.FREE, "q", "", "", "", "", 0.7, 10, True, True)
     assert answer.startswith("**Error") and "cannot reach" in answer and frame is None
