@@ -61,13 +61,31 @@ class ReleaseOrphanedPlacementGroups(Callback):
         self.sweep()
 
     def sweep(self) -> None:
-        for key in internal_kv._internal_kv_list(self.search_id + "/", namespace=_NAMESPACE):
-            controller = internal_kv._internal_kv_get(key, namespace=_NAMESPACE)
-            if controller and not _actor_dead(controller.decode()):
-                continue
-            _remove_group(key.decode().rsplit("/", 1)[1])
-            internal_kv._internal_kv_del(key, namespace=_NAMESPACE)
-            self.released += 1
+        self.released += sweep(self.search_id)
+
+
+def sweep(search_id: str) -> int:
+    """Remove the recorded groups whose controller is dead; returns how many."""
+    released = 0
+    for key in internal_kv._internal_kv_list(search_id + "/", namespace=_NAMESPACE):
+        controller = internal_kv._internal_kv_get(key, namespace=_NAMESPACE)
+        if controller and not _actor_dead(controller.decode()):
+            continue
+        _remove_group(key.decode().rsplit("/", 1)[1])
+        internal_kv._internal_kv_del(key, namespace=_NAMESPACE)
+        released += 1
+    return released
+
+
+def release_orphans(search_id: str, wait_s: float) -> int:
+    """After `Tuner.fit` returns: wait (up to `wait_s`) for stopping controllers to die, freeing their groups."""
+    released, deadline = 0, time.monotonic() + wait_s
+    while True:
+        released += sweep(search_id)
+        left = internal_kv._internal_kv_list(search_id + "/", namespace=_NAMESPACE)
+        if not left or time.monotonic() > deadline:
+            return released
+        time.sleep(0.5)
 
 
 def _actor_dead(actor_id: str) -> bool:

@@ -23,6 +23,16 @@ class TrialOutcome:
     """One dict per Tune iteration (`training_iteration`, metrics)."""
     error: Optional[str] = None
     path: Optional[str] = None
+    tune_status: Optional[str] = None
+    """Tune's trial status when known; anything but TERMINATED/ERROR means the search was interrupted."""
+
+
+def row_status(outcome: TrialOutcome, iterations: int, max_t: int) -> str:
+    if outcome.error or outcome.tune_status == "ERROR":
+        return "ERROR"
+    if outcome.tune_status not in (None, "TERMINATED"):
+        return "UNFINISHED"
+    return "STOPPED" if iterations < max_t else "COMPLETED"
 
 
 def metric_series(outcome: TrialOutcome, metric: str) -> list[float]:
@@ -43,14 +53,15 @@ def trial_row(outcome: TrialOutcome, metric: str, mode: str, max_t: int) -> dict
     """One row of the trials table."""
     values = metric_series(outcome, metric)
     iterations = max((int(r.get("training_iteration", 0)) for r in outcome.history), default=0)
+    status = row_status(outcome, iterations, max_t)
     row: dict[str, Any] = {"trial_id": outcome.trial_id}
     row.update({k: outcome.params.get(k) for k in PARAMS})
     row.update({
         "iterations": iterations,
         f"best_{metric}": _best(values, mode),
         f"last_{metric}": values[-1] if values else None,
-        "stopped_early": outcome.error is None and iterations < max_t,
-        "status": "ERROR" if outcome.error else ("STOPPED" if iterations < max_t else "COMPLETED"),
+        "stopped_early": status == "STOPPED",
+        "status": status,
         "error": outcome.error or "",
         "path": outcome.path or "",
     })
@@ -67,7 +78,7 @@ def pick_best(rows: list[dict[str, Any]], metric: str, mode: str) -> dict[str, A
     An ASHA-stopped trial's last value was beaten at its rung, so comparing
     last values favours trials that ran longest; ties go to more iterations.
     """
-    scored = [r for r in rows if not r["error"] and r[f"last_{metric}"] is not None]
+    scored = [r for r in rows if r["status"] in ("COMPLETED", "STOPPED") and r[f"last_{metric}"] is not None]
     if not scored:
         raise ValueError(f"no trial reported {metric}; see the trials table for errors")
     sign = 1.0 if mode == "min" else -1.0

@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 
 from medqa.config import Config, TrainingConfig, TuningConfig, from_dict, load_config, save_config, to_dict
 from medqa.tuning import results as res
-from medqa.tuning.space import LOOP_KEY, best_config, resolved_params, to_param_space, trial_config
+from medqa.tuning.space import LOOP_KEY, best_config, grid_size, resolved_params, to_param_space, trial_config
 
 SEARCH_CONFIG = "search_config.yaml"
 TRIAL_RUNS = "trial_runs"
@@ -199,6 +199,10 @@ def run_search(cfg: Config, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
         tuner = build_tuner(cfg, search_dir, name, callbacks)
     started = time.perf_counter()
     grid = tuner.fit()
+    from medqa.tuning.janitor import release_orphans
+
+    # An interrupted search ends without Tune's end-of-experiment callbacks.
+    release_orphans(name, wait_s=15.0)
     summary = write_outputs(cfg, collect(grid, cfg.tuning), Path(search_dir))
     summary["wall_time_s"] = round(time.perf_counter() - started, 1)
     (Path(search_dir) / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -207,6 +211,7 @@ def run_search(cfg: Config, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
 
 def collect(grid, t: TuningConfig) -> list[res.TrialOutcome]:
     """Plain `TrialOutcome`s from Tune's `ResultGrid`."""
+    statuses = _tune_statuses(grid)
     outcomes = []
     for result in grid:
         df = result.metrics_dataframe
@@ -218,8 +223,20 @@ def collect(grid, t: TuningConfig) -> list[res.TrialOutcome]:
             history=df[keep].to_dict("records") if keep else [],
             error=str(result.error).splitlines()[0][:300] if result.error else None,
             path=result.path,
+            tune_status=statuses.get(Path(result.path).name),
         ))
     return outcomes
+
+
+def _tune_statuses(grid) -> dict[str, str]:
+    """Trial folder name → Tune status; the ResultGrid keeps them only privately, so best effort."""
+    analysis = getattr(grid, "_experiment_analysis", None)
+    trials = getattr(analysis, "trials", None) or []
+    return {Path(t.path).name: t.status for t in trials if getattr(t, "path", None)}
+
+
+def expected_trials(t: TuningConfig) -> int:
+    return (grid_size(t) if t.grid else 1) * t.num_samples
 
 
 def write_outputs(cfg: Config, outcomes: list[res.TrialOutcome], search_dir: Path) -> dict[str, Any]:
@@ -243,6 +260,7 @@ def write_outputs(cfg: Config, outcomes: list[res.TrialOutcome], search_dir: Pat
         "best_trial": best["trial_id"],
         "best_params": winner.params,
         "trials": len(rows),
+        "complete": len(rows) == expected_trials(t) and all(r["status"] != "UNFINISHED" for r in rows),
         "errored": sum(1 for r in rows if r["error"]),
         "stopped_early": sum(1 for r in rows if r["stopped_early"]),
         "total_iterations": res.total_iterations(rows),

@@ -35,13 +35,21 @@ def test_rows_hold_config_best_last_and_iterations():
     assert total_iterations(rows.values()) == 4 + 1 + 2 + 2 + 4
 
 
-@pytest.mark.parametrize("mode, metric_values, expected", [
-    ("min", None, "t4"),   # 1.05 beats t0's 1.1; errored t3 excluded
-    ("max", None, "t1"),
+@pytest.mark.parametrize("mode, expected", [
+    ("min", "t4"),   # 1.05 beats t0's 1.1; errored t3 excluded
+    ("max", "t1"),
 ])
-def test_pick_best_uses_last_metric_and_skips_errors(mode, metric_values, expected):
+def test_pick_best_uses_last_metric_and_skips_errors(mode, expected):
     rows = trial_rows(OUTCOMES, "eval_loss", mode, max_t=4)
     assert pick_best(rows, "eval_loss", mode)["trial_id"] == expected
+
+
+def test_interrupted_trials_are_unfinished_not_stopped_and_never_win():
+    running = _outcome("r", 1e-3, [0.5])
+    running.tune_status = "RUNNING"
+    rows = trial_rows([running, _outcome("done", 1e-3, [1.0, 0.9])], "eval_loss", "min", max_t=2)
+    assert [(r["status"], r["stopped_early"]) for r in rows] == [("COMPLETED", False), ("UNFINISHED", False)]
+    assert pick_best(rows, "eval_loss", "min")["trial_id"] == "done"
 
 
 def test_pick_best_tie_goes_to_the_longer_trial():
