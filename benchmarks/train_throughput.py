@@ -1,0 +1,155 @@
+"""Training benchmarks (one run each, ratios against a baseline in the same run).
+
+    .venv/bin/python benchmarks/train_throughput.py --model smollm2-135m --steps 8 --rows 400
+
+1. Ray Train, 1 worker vs a plain single-process HF Trainer + PEFT: same model,
+   prepared data, batches and steps; tokens/s over the Trainer's own
+   `train_runtime` (startup excluded on both sides). Goal >= 0.9.
+2. Batching: naive padding vs length grouping vs packing in the plain Trainer;
+   non-pad tokens/s. Goal >= 1.5 for the chosen strategy.
+3. Peak memory of the base: 4-bit NF4 vs fp32 (`get_memory_footprint`, and
+   RSS growth while loading). Goal <= 0.4.
+
+Data: the first `--rows` rows of ../shared/data/medmcqa_dev_public.jsonl through
+the project's data pipeline (never copied into the repo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "medmcqa_dev_public.jsonl"
+
+
+def prepare(model: str, rows: int, out: Path, max_length: int) -> Path:
+    from medqa.config import load_config
+    from medqa.data.pipeline import run_pipeline
+
+    src = out / "rows.jsonl"
+    src.write_text("".join(SHARED.read_text().splitlines(keepends=True)[:rows]))
+    cfg = load_config(None, [f"data.source={src}", f"data.output_dir={out / 'data'}", f"model.name={model}",
+                             "data.augment_factor=1", f"data.max_length={max_length}"])
+    run_pipeline(cfg)
+    return out / "data"
+
+
+def batches(data_dir: Path, strategy: str, batch_size: int, max_length: int, pad_id: int) -> list[tuple[dict, int]]:
+    """(collated batch, non-pad tokens) exactly as the Ray path builds them (same pure functions)."""
+    import pyarrow.parquet as pq
+
+    from medqa.training.batching import GROUP_WINDOW, collate, group_by_length, pack_rows
+
+    table = pq.read_table(data_dir / "train", columns=["input_ids", "labels", "length"]).to_pydict()
+    window = batch_size * GROUP_WINDOW
+    rows: dict[str, list] = {}
+    for start in range(0, len(table["length"]), window):
+        chunk = {k: v[start:start + window] for k, v in table.items()}
+        if strategy == "group_by_length":
+            chunk = group_by_length(chunk)
+        elif strategy == "packing":
+            chunk = pack_rows(chunk, max_length)
+        for k, v in chunk.items():
+            rows.setdefault(k, []).extend(v)
+    n = len(rows["input_ids"])
+    return [(collate({k: v[i:i + batch_size] for k, v in rows.items()}, pad_id), int(sum(rows["length"][i:i + batch_size])))
+            for i in range(0, n, batch_size)]
+
+
+def plain_hf(cfg, data: list[tuple[dict, int]], steps: int) -> dict:
+    """Single-process HF Trainer + PEFT on pre-collated batches."""
+    from medqa.modeling.loading import load_tokenizer
+    from medqa.training import hf
+
+    args = hf.training_arguments(cfg, tempfile.mkdtemp(), steps)
+    args.per_device_train_batch_size = 1
+    args.eval_strategy = "no"
+    args.save_strategy = "no"
+    args.report_to = []
+    trainer = hf.MedqaTrainer(model=hf.build_model(cfg), args=args, train_dataset=[b for b, _ in data[:steps]],
+                              data_collator=lambda xs: xs[0], processing_class=load_tokenizer(cfg.model))
+    out = trainer.train()
+    tokens = sum(n for _, n in data[:steps])
+    padded = sum(b["input_ids"].numel() for b, _ in data[:steps])
+    return {"train_runtime": out.metrics["train_runtime"], "tokens": tokens, "padded_tokens": padded,
+            "tokens_per_s": tokens / out.metrics["train_runtime"]}
+
+
+def ray_one_worker(cfg, data_dir: Path, data: list[tuple[dict, int]], steps: int) -> dict:
+    from medqa.training.trainer import init_ray, run_training
+
+    init_ray(cfg)
+    summary, _ = run_training(cfg)
+    tokens = sum(n for _, n in data[:steps])  # same rows, same order: 1 worker reads the whole split
+    return {"train_runtime": summary["train_runtime_s"], "tokens": tokens,
+            "tokens_per_s": tokens / summary["train_runtime_s"], "wall_time_s": summary["wall_time_s"]}
+
+
+def memory(model: str) -> dict:
+    import gc
+
+    from medqa.config import ModelConfig
+    from medqa.modeling.loading import load_model
+
+    out = {}
+    for four_bit in (True, False):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        m = load_model(ModelConfig(name=model, load_in_4bit=four_bit))
+        out["nf4" if four_bit else "fp32"] = {
+            "footprint_mb": round(m.get_memory_footprint() / 2**20, 1),
+            "peak_rss_growth_mb": round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024, 1),
+        }
+        del m
+        gc.collect()
+    out["ratio_footprint"] = round(out["nf4"]["footprint_mb"] / out["fp32"]["footprint_mb"], 3)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--rows", type=int, default=400)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--max-length", type=int, default=384)
+    p.add_argument("--only", choices=["memory", "batching", "ray"], default=None)
+    a = p.parse_args()
+
+    from medqa.config import load_config
+    from medqa.modeling.loading import load_tokenizer
+
+    results: dict = {}
+    if a.only in (None, "memory"):
+        results["memory"] = memory(a.model)  # first: ru_maxrss only grows
+    work = Path(tempfile.mkdtemp(prefix="medqa-bench-"))
+    if a.only in (None, "batching", "ray"):
+        data_dir = prepare(a.model, a.rows, work, a.max_length)
+        base = [f"model.name={a.model}", f"data.output_dir={data_dir}", f"data.max_length={a.max_length}",
+                f"training.batch_size={a.batch_size}", f"training.max_steps={a.steps}", "training.warmup_ratio=0",
+                "training.eval_mcq_limit=0", f"training.eval_steps={a.steps}", f"training.save_steps={a.steps}",
+                f"training.storage_path={work / 'runs'}"]
+        pad_id = load_tokenizer(a.model).pad_token_id
+    if a.only in (None, "batching"):
+        res = {}
+        for strategy in ("padding", "group_by_length", "packing"):
+            cfg = load_config(None, base + [f"training.batching={strategy}"])
+            res[strategy] = plain_hf(cfg, batches(data_dir, strategy, a.batch_size, a.max_length, pad_id), a.steps)
+        for s in ("group_by_length", "packing"):
+            res[f"ratio_{s}_vs_padding"] = round(res[s]["tokens_per_s"] / res["padding"]["tokens_per_s"], 2)
+        results["batching"] = res
+    if a.only in (None, "ray"):
+        cfg = load_config(None, base + ["training.batching=padding", "training.num_workers=1"])
+        data = batches(data_dir, "padding", a.batch_size, a.max_length, pad_id)
+        plain = plain_hf(cfg, data, a.steps)
+        ray = ray_one_worker(cfg, data_dir, data, a.steps)
+        results["ray_vs_plain"] = {"plain": plain, "ray_1_worker": ray,
+                                   "ratio": round(ray["tokens_per_s"] / plain["tokens_per_s"], 2)}
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
