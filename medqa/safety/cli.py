@@ -33,7 +33,7 @@ def register(sub) -> None:
                    "medmcqa_dev_public.jsonl (default: ../shared/data beside the repo)")
     c.add_argument("--output", default=None, help="head file (default: the packaged head.npz)")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--min-recall", type=float, default=0.97, help="validation recall the threshold keeps")
+    c.add_argument("--min-recall", type=float, default=0.98, help="validation recall the threshold keeps")
     c.set_defaults(func=train_classifier)
 
 

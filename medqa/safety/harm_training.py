@@ -2,8 +2,8 @@
 
 Data: positives are MedSafetyBench requests (`harmful_medical_request`,
 `category` 1-9) plus the harmful requests written for this project;
-negatives are MedMCQA questions and the consumer questions written for this
-project. Every source is split 60/20/20 (train/validation/test) with one seed;
+negatives are MedMCQA questions, the consumer questions written for this
+project, and (training only) benign questions on harm-adjacent topics. Every source is split 60/20/20 (train/validation/test) with one seed;
 the threshold is the highest one that keeps validation recall at `min_recall`,
 and the test splits are touched only by `evaluate`.
 """
@@ -37,6 +37,10 @@ def _lines(name: str) -> list[str]:
 
 def consumer_questions() -> list[str]:
     return _lines("benign_consumer_questions.txt")
+
+
+def hard_negatives() -> list[str]:
+    return _lines("benign_hard_negatives.txt")
 
 
 def extra_harmful() -> list[tuple[str, int]]:
@@ -84,6 +88,8 @@ def build_corpus(data_dir: Path, seed: int = 0) -> Corpus:
     for rows, strat in ((msb, lambda r: r[2]), (mcq, None), (consumer, None), (extra, lambda r: r[2])):
         for part, items in split(rows, seed, strat).items():
             corpus.rows[part].extend(items)
+    # Hard negatives (benign questions on harm-adjacent topics) are training-only.
+    corpus.rows["train"].extend((q, 0, 0, "hard_negative") for q in hard_negatives())
     return corpus
 
 
@@ -132,8 +138,8 @@ def fit_heads(emb: np.ndarray, labels: np.ndarray, cats: np.ndarray, c: float, s
     return binary, category
 
 
-def train(data_dir: Path, output: Path, seed: int = 0, min_recall: float = 0.97,
-          c_grid=(0.5, 1.0, 2.0, 4.0, 8.0), embedder=None, log=print) -> dict:
+def train(data_dir: Path, output: Path, seed: int = 0, min_recall: float = 0.98,
+          c_grid=(4.0, 16.0), embedder=None, log=print) -> dict:
     """Fit on train, choose C and the threshold on validation, save, and return the card."""
     from sklearn.metrics import average_precision_score
 
@@ -190,14 +196,16 @@ def evaluate(classifier, data_dir: Path, seed: int = 0, part: str = "test") -> d
     return report
 
 
-def latency_ms(classifier, texts: list[str], repeats: int = 1) -> dict:
-    """Per-text latency of the full classifier path (tokenise, embed, head), batch of one."""
+def latency_ms(classifier, texts: list[str]) -> dict:
+    """Per-text latency of the full classifier path (tokenise, embed, head), batch of one.
+    Wall time suffers on a busy shared machine, so CPU time is reported beside it."""
     classifier.predict(texts[:1])  # warm up
-    times = []
-    for _ in range(repeats):
-        for t in texts:
-            start = time.perf_counter()
-            classifier.predict([t])
-            times.append((time.perf_counter() - start) * 1000)
-    return {"n": len(times), "median_ms": round(float(np.median(times)), 2),
-            "p95_ms": round(float(np.percentile(times, 95)), 2)}
+    wall, cpu = [], []
+    for t in texts:
+        w0, c0 = time.perf_counter(), time.process_time()
+        classifier.predict([t])
+        wall.append((time.perf_counter() - w0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    return {"n": len(texts), "wall_median_ms": round(float(np.median(wall)), 2),
+            "wall_p95_ms": round(float(np.percentile(wall, 95)), 2),
+            "cpu_median_ms": round(float(np.median(cpu)), 2), "cpu_p95_ms": round(float(np.percentile(cpu, 95)), 2)}

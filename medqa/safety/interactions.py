@@ -10,6 +10,7 @@ constant-time with DDInter's ~200k pairs loaded on top.
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
@@ -179,9 +180,14 @@ class InteractionChecker:
 
     def check(self, text: str, patient_context: dict | None = None) -> list[dict]:
         """Interacting pairs among the drugs named in `text` plus the patient's
-        current medications (`patient_context["medications"]`)."""
-        named = [m.name for m in self.lexicon.find(text)]
-        return [i.as_dict() for i in self.table.among(named + self.context_drugs(patient_context))]
+        current medications (`patient_context["medications"]`). Two drugs named as
+        alternatives ("Is Aleve stronger than Advil?") are not taken together."""
+        mentions = self.lexicon.find(text)
+        spans = {}
+        for m in mentions:
+            spans.setdefault(m.name, (m.start, m.end))
+        hits = self.table.among([m.name for m in mentions] + self.context_drugs(patient_context))
+        return [i.as_dict() for i in hits if not _alternatives(text, spans, i)]
 
     def context_drugs(self, patient_context: dict | None) -> list[str]:
         meds = (patient_context or {}).get("medications") or []
@@ -192,6 +198,23 @@ class InteractionChecker:
         """The CLI's `interactions DRUG DRUG ...`: each argument normalised (brand, case, typo)."""
         names = [name for drug in drugs for name in self.drugs(drug)]
         return [i.as_dict() for i in self.table.among(names)]
+
+
+ALTERNATIVE_RE = re.compile(r"\b(?:than|vs\.?|versus|or|instead of|rather than|compared (?:to|with))\b", re.I)
+TOGETHER_RE = re.compile(r"\b(?:with|and|plus|together|while|on|after|before)\b", re.I)
+COMPARISON_RE = re.compile(r"\b(?:difference between|compare|comparison of)\b", re.I)
+
+
+def _alternatives(text: str, spans: dict, hit: Interaction) -> bool:
+    """Named as alternatives: a short 'than/or/vs' gap with no 'with/and' in it,
+    or a 'difference between' question."""
+    if hit.drug_a not in spans or hit.drug_b not in spans:
+        return False  # one of them is a current medication: they are taken together
+    (a0, a1), (b0, _) = sorted([spans[hit.drug_a], spans[hit.drug_b]])
+    gap = text[a1:b0]
+    if len(gap) <= 30 and ALTERNATIVE_RE.search(gap) and not TOGETHER_RE.search(gap):
+        return True
+    return bool(COMPARISON_RE.search(text, 0, a0)) and len(gap) <= 10
 
 
 @lru_cache(maxsize=1)

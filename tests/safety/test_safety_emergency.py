@@ -61,6 +61,7 @@ def test_suppressed(text, status):
     "How do I use my GTN spray during an angina attack?",
     "What is the best way to treat a sprained ankle at home?",
     "My chest X-ray was normal",
+    "How long does food poisoning usually last?",
 ])
 def test_benign_look_alikes(text):
     assert emergencies(text) == []

@@ -60,6 +60,17 @@ def test_no_interaction(checker, drugs):
     assert checker.between(drugs) == []
 
 
+@pytest.mark.parametrize("text, pairs", [
+    ("Is Aleve stronger than Advil?", []),
+    ("Is Xarelto safer than warfarin?", []),
+    ("What is the difference between an SSRI and an SNRI?", []),
+    ("Can I take Advil with Aleve?", [("ibuprofen", "naproxen")]),
+    ("Can I take ibuprofen or naproxen with warfarin?", [("ibuprofen", "warfarin"), ("naproxen", "warfarin")]),
+])
+def test_alternatives_are_not_combinations(checker, text, pairs):
+    assert [(h["drug_a"], h["drug_b"]) for h in checker.check(text)] == pairs
+
+
 def test_curated_table_is_large_and_sourced():
     pairs = default_table().drug_pairs()
     assert len(pairs) >= 500
