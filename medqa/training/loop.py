@@ -59,13 +59,14 @@ def train_loop_per_worker(loop_config: dict) -> Optional[dict]:
     with ExitStack() as stack:
         resume = _resume_dir(stack, ray.train.get_checkpoint(), loop_config.get("resume_path"))
         resumed_from = hf.checkpoint_step(resume)
-        trainer.train(resume_from_checkpoint=resume)
+        output = trainer.train(resume_from_checkpoint=resume)
     # Ray returns rank 0's value as `Result.return_value`: where this attempt
     # resumed, and the trained model's logits on one validation prompt so
     # callers can check a reloaded adapter.
     if not is_zero:
         return None
-    return {"resumed_from_step": resumed_from, "probe": hf.probe(trainer.model, tokenizer, trainer.mcq_records)}
+    return {"resumed_from_step": resumed_from, "train_metrics": output.metrics,
+            "probe": hf.probe(trainer.model, tokenizer, trainer.mcq_records)}
 
 
 def _batches(shard, collate_fn, batch_size: int):

@@ -189,7 +189,9 @@ def run_training(cfg: Config) -> tuple[dict[str, Any], Any]:
     started = time.perf_counter()
     result = build_trainer(cfg, datasets, loop_config, run_name).fit()
     summary = summarise(result, loop_config, time.perf_counter() - started)
-    summary["resumed_from_step"] = (result.return_value or {}).get("resumed_from_step")
+    returned = result.return_value or {}
+    summary["resumed_from_step"] = returned.get("resumed_from_step")
+    summary["train_runtime_s"] = returned.get("train_metrics", {}).get("train_runtime")
     return summary, result
 
 
