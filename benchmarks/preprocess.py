@@ -107,12 +107,13 @@ def main() -> int:
             plains.append(run_plain(_config(tmp / "rows.jsonl", tmp / f"plain{i}"), progress=False))
             rays.append(run_pipeline(_config(tmp / "rows.jsonl", tmp / f"ray{i}")))
         ray.shutdown()
+    load = os.getloadavg()[1]  # 5-minute load average over the timed runs
     plain = min(plains, key=lambda s: s["seconds"])
     ray_summary = min(rays, key=lambda s: s["seconds"])
     same = {k: v for k, v in plain.items() if k not in ("engine", "seconds", "rows_per_second", "output_dir")} == \
         {k: v for k, v in ray_summary.items() if k not in ("engine", "seconds", "rows_per_second", "output_dir")}
     result = {
-        "rows_in": n, "num_cpus": args.num_cpus, "machine_cpus": os.cpu_count(),
+        "rows_in": n, "num_cpus": args.num_cpus, "machine_cpus": os.cpu_count(), "load_average_5min": round(load, 1),
         "plain_seconds": plain["seconds"], "ray_seconds": ray_summary["seconds"], "ray_start_seconds": round(ray_start, 2),
         "plain_rows_per_s": plain["rows_per_second"], "ray_rows_per_s": ray_summary["rows_per_second"],
         "ratio_ray_over_plain": round(ray_summary["rows_per_second"] / plain["rows_per_second"], 2),
@@ -131,7 +132,8 @@ def write_results(r: dict, command: str) -> None:
 
 Command: `.venv/bin/python {command}`. The machine (2 cores) was shared with other jobs, so the engines
 ran alternately {r['repeats']} times each and the best run of each is shown (all runs: plain
-{r['plain_all_seconds']} s, Ray {r['ray_all_seconds']} s).
+{r['plain_all_seconds']} s, Ray {r['ray_all_seconds']} s; 5-minute load average at the end
+{r['load_average_5min']} on {r['machine_cpus']} cores, so both engines got only a share of the CPUs).
 
 | engine | rows in | seconds | rows/s | ratio |
 |---|---|---|---|---|
