@@ -35,8 +35,18 @@ def row_status(outcome: TrialOutcome, iterations: int, max_t: int) -> str:
     return "STOPPED" if iterations < max_t else "COMPLETED"
 
 
+def last_attempt(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a trial's latest attempt: a trial rerun after `Tuner.restore`
+    starts again at iteration 1, and Tune appends to the same history."""
+    start = 0
+    for i in range(1, len(history)):
+        if history[i].get("training_iteration", 0) <= history[i - 1].get("training_iteration", 0):
+            start = i
+    return history[start:]
+
+
 def metric_series(outcome: TrialOutcome, metric: str) -> list[float]:
-    return [float(row[metric]) for row in outcome.history if _is_number(row.get(metric))]
+    return [float(row[metric]) for row in last_attempt(outcome.history) if _is_number(row.get(metric))]
 
 
 def _is_number(value: Any) -> bool:
@@ -52,7 +62,7 @@ def _best(values: list[float], mode: str) -> Optional[float]:
 def trial_row(outcome: TrialOutcome, metric: str, mode: str, max_t: int) -> dict[str, Any]:
     """One row of the trials table."""
     values = metric_series(outcome, metric)
-    iterations = max((int(r.get("training_iteration", 0)) for r in outcome.history), default=0)
+    iterations = max((int(r.get("training_iteration", 0)) for r in last_attempt(outcome.history)), default=0)
     status = row_status(outcome, iterations, max_t)
     row: dict[str, Any] = {"trial_id": outcome.trial_id}
     row.update({k: outcome.params.get(k) for k in PARAMS})
@@ -121,7 +131,7 @@ def plot_curves(outcomes: list[TrialOutcome], metric: str, max_t: int, path: Pat
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for o in sorted(outcomes, key=lambda o: o.trial_id):
-        points = [(int(r["training_iteration"]), float(r[metric])) for r in o.history
+        points = [(int(r["training_iteration"]), float(r[metric])) for r in last_attempt(o.history)
                   if _is_number(r.get(metric)) and "training_iteration" in r]
         if not points:
             continue
@@ -130,6 +140,9 @@ def plot_curves(outcomes: list[TrialOutcome], metric: str, max_t: int, path: Pat
         (line,) = ax.plot(xs, ys, marker="o", markersize=3, label=label)
         if xs[-1] < max_t:
             ax.plot(xs[-1], ys[-1], marker="x", markersize=11, mew=2.5, color=line.get_color())
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.axvline(max_t, color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="training iteration (evaluation)", ylabel=metric,
            title=f"{metric} per trial (x = stopped early by the scheduler)")

@@ -67,7 +67,9 @@ def run_trial(config: dict, base: dict, datasets: dict, rows: int, records: list
 
     cfg = trial_config(from_dict(base), config[LOOP_KEY])
     cfg.training.storage_path = trial_root
-    run_name = tune.get_context().get_trial_id()
+    # A fresh Train run per attempt: V2 would otherwise resume a restored
+    # trial's old run from its checkpoint while Tune counts iterations from 1.
+    run_name = f"{tune.get_context().get_trial_id()}-{time.strftime('%Y%m%d-%H%M%S')}"
     loop_config = make_loop_config(cfg, run_name, rows, None, records)
     trainer = build_trainer(cfg, datasets, loop_config, run_name)
     # build_trainer has no callbacks argument; V2 reads run_config.callbacks at fit().
@@ -211,28 +213,38 @@ def run_search(cfg: Config, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
 
 def collect(grid, t: TuningConfig) -> list[res.TrialOutcome]:
     """Plain `TrialOutcome`s from Tune's `ResultGrid`."""
-    statuses = _tune_statuses(grid)
+    statuses = _tune_statuses(Path(grid.experiment_path))
     outcomes = []
     for result in grid:
         df = result.metrics_dataframe
         keep = [c for c in ("training_iteration", "eval_loss", "eval_accuracy", "loss", "step")
                 if df is not None and c in df.columns]
+        trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name
         outcomes.append(res.TrialOutcome(
-            trial_id=(result.metrics or {}).get("trial_id") or Path(result.path).name,
+            trial_id=trial_id,
             params=resolved_params(result.config[LOOP_KEY], t),
             history=df[keep].to_dict("records") if keep else [],
             error=str(result.error).splitlines()[0][:300] if result.error else None,
             path=result.path,
-            tune_status=statuses.get(Path(result.path).name),
+            tune_status=statuses.get(trial_id),
         ))
     return outcomes
 
 
-def _tune_statuses(grid) -> dict[str, str]:
-    """Trial folder name → Tune status; the ResultGrid keeps them only privately, so best effort."""
-    analysis = getattr(grid, "_experiment_analysis", None)
-    trials = getattr(analysis, "trials", None) or []
-    return {Path(t.path).name: t.status for t in trials if getattr(t, "path", None)}
+def _tune_statuses(search_dir: Path) -> dict[str, str]:
+    """Trial id → status as saved in Tune's latest experiment state (what `Tuner.restore` reads).
+
+    The in-memory `ResultGrid` marks trials cut off by an interrupt as
+    terminated; the saved state keeps them RUNNING, so they rerun on restore.
+    """
+    states = sorted(search_dir.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    if not states:
+        return {}
+    statuses = {}
+    for trial_json, *_ in json.loads(states[-1].read_text()).get("trial_data", []):
+        trial = json.loads(trial_json) if isinstance(trial_json, str) else trial_json
+        statuses[trial.get("trial_id")] = trial.get("status")
+    return statuses
 
 
 def expected_trials(t: TuningConfig) -> int:

@@ -52,6 +52,13 @@ def test_interrupted_trials_are_unfinished_not_stopped_and_never_win():
     assert pick_best(rows, "eval_loss", "min")["trial_id"] == "done"
 
 
+def test_a_rerun_trial_counts_its_last_attempt_only():
+    rerun = _outcome("r", 1e-3, [2.0, 1.0])
+    rerun.history += [{"training_iteration": 1, "eval_loss": 1.8}]  # restored, started again
+    (row,) = trial_rows([rerun], "eval_loss", "min", max_t=2)
+    assert (row["iterations"], row["best_eval_loss"], row["last_eval_loss"]) == (1, 1.8, 1.8)
+
+
 def test_pick_best_tie_goes_to_the_longer_trial():
     rows = trial_rows([_outcome("a", 1e-4, [1.0]), _outcome("b", 1e-4, [1.2, 1.0])], "eval_loss", "min", 2)
     assert pick_best(rows, "eval_loss", "min")["trial_id"] == "b"

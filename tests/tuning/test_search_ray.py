@@ -14,6 +14,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from ray.tune import Callback
 
 from medqa.config import load_config
 from medqa.tuning.results import read_table
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.ray
 MAX_T = 2
 
 
-class InterruptOnce:
+class InterruptOnce(Callback):
     """A Tune callback that presses Ctrl+C once, after the first trial ends.
 
     Tune restores callbacks with the experiment, so a marker file keeps the
@@ -32,11 +33,6 @@ class InterruptOnce:
 
     def __init__(self, marker: str):
         self.marker = marker
-
-    def __getattr__(self, name):  # the other Callback hooks: no-ops
-        if name.startswith("on_") or name in ("setup", "get_state", "set_state"):
-            return lambda *a, **k: None
-        raise AttributeError(name)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if not os.path.exists(self.marker):
@@ -56,14 +52,11 @@ def _cfg(tmp: Path):
 
 
 @pytest.fixture(scope="module")
-def search(ray_session, tmp_path_factory, capsys_module=None):
-    from ray.tune import Callback
-
+def search(ray_session, tmp_path_factory):
     from medqa.tuning.search import run_search
 
     tmp = tmp_path_factory.mktemp("tune")
-    interrupt = type("Interrupt", (InterruptOnce, Callback), {})(str(tmp / "interrupted"))
-    first = run_search(_cfg(tmp), callbacks=[interrupt])
+    first = run_search(_cfg(tmp), callbacks=[InterruptOnce(str(tmp / "interrupted"))])
     return {"tmp": tmp, "first": first, "dir": Path(first["search_dir"])}
 
 
