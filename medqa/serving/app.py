@@ -285,8 +285,10 @@ class MedQAIngress:
             try:
                 return await getattr(handle, method).remote(*args)
             except Exception as err:  # noqa: BLE001 - only replica deaths are retried
-                if not _replica_gone(err) or attempt == 2:
+                if not _replica_gone(err):
                     raise
+                if attempt == 2:
+                    raise ApiError(503, f"the {method} backend is restarting; retry shortly") from err
                 await asyncio.sleep(0.2 * (attempt + 1))
 
     async def _screen(self, text: str, use_safety: bool, context: Optional[dict], endpoint: str,
