@@ -1,0 +1,169 @@
+"""Serving benchmark: latency percentiles and throughput of the Serve app with SmolLM2.
+
+    .venv/bin/python benchmarks/serve.py [--quick] [--output runs/bench/serve.json]
+
+Measures, in one run on this machine:
+  1. /v1/mcq and /generate at concurrency 1, 8 and 32 (p50/p95/p99 latency, requests/s);
+  2. /v1/mcq through Serve with the safety graph against a direct in-process call of the
+     same scorer on the same questions (concurrency 1; the p50 overhead);
+  3. @serve.batch on (max_batch_size 16) against off (max_batch_size 1) at concurrency 16.
+Questions are real MedMCQA dev rows read from ../shared/data at run time (not copied).
+Not run in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+DEV = REPO.parent / "shared" / "data" / "medmcqa_dev_public.jsonl"
+MODEL_CPUS = 2  # torch in a Ray actor uses num_cpus threads: give the replica both cores, like the direct call
+
+
+def load_questions(n: int) -> list[dict]:
+    rows = [json.loads(line) for line in DEV.open()][:n]
+    return [{"question": r["question"], "options": [r["opa"], r["opb"], r["opc"], r["opd"]]} for r in rows]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def summarise(latencies_ms: list[float], wall_s: float, errors: int) -> dict:
+    return {"n": len(latencies_ms), "errors": errors, "p50_ms": round(percentile(latencies_ms, 50), 1),
+            "p95_ms": round(percentile(latencies_ms, 95), 1), "p99_ms": round(percentile(latencies_ms, 99), 1),
+            "throughput_rps": round(len(latencies_ms) / wall_s, 2)}
+
+
+def load_test(url: str, bodies: list[dict], concurrency: int) -> dict:
+    """Send every body once with `concurrency` client threads; latency is client-side."""
+    session_per_thread: dict = {}
+
+    def one(body: dict) -> tuple[float, bool]:
+        import threading
+
+        s = session_per_thread.setdefault(threading.get_ident(), requests.Session())
+        start = time.perf_counter()
+        r = s.post(url, json=body, timeout=600)
+        return (time.perf_counter() - start) * 1000, r.status_code == 200
+
+    start = time.perf_counter()
+    with cf.ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(one, bodies))
+    wall = time.perf_counter() - start
+    return summarise([ms for ms, _ in results], wall, sum(not ok for _, ok in results))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def deploy(base: str, name: str, **args) -> str:
+    from ray import serve
+
+    from medqa.serving.app import BuildArgs, build_app
+
+    build = BuildArgs(model="smollm2-135m", num_replicas=1, model_num_cpus=MODEL_CPUS, small_num_cpus=0.25,
+                      batch_wait_timeout_s=0.02, **args)
+    prefix = "/" if name == "medqa" else f"/{name}"
+    serve.run(build_app(build), name=name, route_prefix=prefix, blocking=False)
+    url = base + ("" if name == "medqa" else prefix)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        try:
+            if requests.get(url + "/health", timeout=10).status_code == 200:
+                return url
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"{name} did not become healthy")
+
+
+def direct_mcq(questions: list[dict]) -> dict:
+    """The same scorer called in this process, one question at a time."""
+    import torch
+
+    from medqa.config import ModelConfig
+    from medqa.data.record import MCQRecord
+    from medqa.evaluation.mcq import score_records
+    from medqa.modeling.loading import load_model, load_tokenizer
+
+    torch.set_num_threads(MODEL_CPUS)
+    cfg = ModelConfig(name="smollm2-135m", load_in_4bit=False)
+    model, tok = load_model(cfg), load_tokenizer(cfg)
+    model.eval()
+    score_records(model, tok, [MCQRecord(**questions[0])], batch_size=1)  # warm-up
+    latencies, start = [], time.perf_counter()
+    for q in questions:
+        t = time.perf_counter()
+        score_records(model, tok, [MCQRecord(**q)], batch_size=1)
+        latencies.append((time.perf_counter() - t) * 1000)
+    return summarise(latencies, time.perf_counter() - start, 0)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="Fewer requests (a smoke run).")
+    parser.add_argument("--output", default="runs/bench/serve.json")
+    opts = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    scale = 0.25 if opts.quick else 1.0
+    questions = load_questions(256)
+    n_for = {1: int(24 * scale) or 4, 8: int(64 * scale) or 8, 16: int(96 * scale) or 16, 32: int(128 * scale) or 32}
+    gen_n_for = {1: int(8 * scale) or 2, 8: int(32 * scale) or 8, 32: int(64 * scale) or 32}
+
+    import ray
+    from ray import serve
+
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    base = f"http://127.0.0.1:{port}"
+    results: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}, "model": "smollm2-135m"}
+    try:
+        url = deploy(base, "medqa", max_batch_size=16)
+        warm = [load_test(url + "/v1/mcq", questions[:4], 1), load_test(url + "/generate", [{"question": "warm up", "max_length": 4}], 1)]
+        del warm
+        for c in (1, 8, 32):
+            results[f"mcq_c{c}"] = load_test(url + "/v1/mcq", questions[: n_for[c]], c)
+            print("mcq", c, results[f"mcq_c{c}"], file=sys.stderr)
+        for c in (1, 8, 32):
+            bodies = [{"question": q["question"], "temperature": 0, "max_length": 32} for q in questions[: gen_n_for[c]]]
+            results[f"generate_c{c}"] = load_test(url + "/generate", bodies, c)
+            print("generate", c, results[f"generate_c{c}"], file=sys.stderr)
+        results["mcq_no_safety_c1"] = load_test(url + "/v1/mcq", [{**q, "use_safety": False} for q in questions[: n_for[1]]], 1)
+        results["batch_on_mcq_c16"] = load_test(url + "/v1/mcq", questions[: n_for[16]], 16)
+        serve.delete("medqa")
+        url_off = deploy(base, "nobatch", max_batch_size=1)
+        load_test(url_off + "/v1/mcq", questions[:4], 1)
+        results["batch_off_mcq_c16"] = load_test(url_off + "/v1/mcq", questions[: n_for[16]], 16)
+        serve.delete("nobatch")
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    results["direct_mcq_c1"] = direct_mcq(questions[: n_for[1]])
+    results["overhead_p50_mcq_c1"] = round(results["mcq_c1"]["p50_ms"] / results["direct_mcq_c1"]["p50_ms"] - 1, 3)
+    results["batch_speedup_c16"] = round(results["batch_on_mcq_c16"]["throughput_rps"]
+                                         / results["batch_off_mcq_c16"]["throughput_rps"], 2)
+    results["machine"]["load_avg_at_end"] = os.getloadavg()
+    Path(opts.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(opts.output).write_text(json.dumps(results, indent=2))
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
