@@ -237,7 +237,8 @@ def _tune_statuses(search_dir: Path) -> dict[str, str]:
     The in-memory `ResultGrid` marks trials cut off by an interrupt as
     terminated; the saved state keeps them RUNNING, so they rerun on restore.
     """
-    states = sorted(search_dir.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    # Named by start time; mtimes are useless (storage sync touches every file).
+    states = sorted(search_dir.glob("experiment_state-*.json"))
     if not states:
         return {}
     statuses = {}
