@@ -118,7 +118,7 @@ def validate_batch(items: Sequence[tuple[int, int, str]], cfg: StepConfig) -> li
 
 @dataclass
 class Plan:
-    """Global decisions, indexed by ordinal (-1 = dropped)."""
+    """Global decisions keyed by row ordinal; a row absent from `split` was dropped."""
 
     split: dict[int, str]
     answer: dict[int, int]
