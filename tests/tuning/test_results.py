@@ -97,3 +97,24 @@ def test_plots_are_written(tmp_path):
 def test_concurrency_fits_the_cluster(overrides, cpus, gpus, expected):
     cfg = load_config(None, overrides)
     assert concurrency(cfg.tuning, cfg.training, cpus, gpus) == expected
+
+
+@pytest.mark.parametrize("searcher", ["optuna", "hyperopt"])
+def test_model_based_searcher_without_its_package_is_a_clear_error(searcher):
+    import importlib.util
+
+    from medqa.tuning.search import _search_alg
+
+    if importlib.util.find_spec(searcher):
+        pytest.skip(f"{searcher} is installed here; the error path needs it absent")
+    cfg = load_config(None, [f"tuning.searcher={searcher}"])
+    with pytest.raises(ValueError, match=f"pip install {searcher}"):
+        _search_alg(cfg.tuning, seed=0, max_concurrent=2)
+
+
+def test_grid_needs_the_random_searcher():
+    from medqa.tuning.search import _search_alg
+
+    cfg = load_config(None, ["tuning.searcher=optuna", "tuning.grid=true"])
+    with pytest.raises(ValueError, match="tuning.grid needs tuning.searcher=random"):
+        _search_alg(cfg.tuning, seed=0, max_concurrent=2)
