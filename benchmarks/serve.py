@@ -18,7 +18,6 @@ import concurrent.futures as cf
 import json
 import os
 import socket
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import requests
 
 REPO = Path(__file__).resolve().parents[1]
 DEV = REPO.parent / "shared" / "data" / "medmcqa_dev_public.jsonl"
+GEN_TOKENS = 32
 MODEL_CPUS = 2  # torch in a Ray actor uses num_cpus threads: give the replica both cores, like the direct call
 
 
@@ -128,39 +128,50 @@ def main() -> int:
     import ray
     from ray import serve
 
+    out = Path(opts.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}, "model": "smollm2-135m",
+                     "command": " ".join(["benchmarks/serve.py", *sys.argv[1:]])}
+
+    def record(key: str, value) -> None:
+        # Written after every measurement: a long run on a busy machine still leaves its figures.
+        results[key] = value
+        print(key, value, file=sys.stderr, flush=True)
+        out.write_text(json.dumps(results, indent=2))
+
+    # The two comparisons first (they matter most), then the concurrency table.
+    record("direct_mcq_c1", direct_mcq(questions[: n_for[1]]))
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     base = f"http://127.0.0.1:{port}"
-    results: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}, "model": "smollm2-135m"}
     try:
         url = deploy(base, "medqa", max_batch_size=16)
-        warm = [load_test(url + "/v1/mcq", questions[:4], 1), load_test(url + "/generate", [{"question": "warm up", "max_length": 4}], 1)]
-        del warm
-        for c in (1, 8, 32):
-            results[f"mcq_c{c}"] = load_test(url + "/v1/mcq", questions[: n_for[c]], c)
-            print("mcq", c, results[f"mcq_c{c}"], file=sys.stderr)
-        for c in (1, 8, 32):
-            bodies = [{"question": q["question"], "temperature": 0, "max_length": 32} for q in questions[: gen_n_for[c]]]
-            results[f"generate_c{c}"] = load_test(url + "/generate", bodies, c)
-            print("generate", c, results[f"generate_c{c}"], file=sys.stderr)
-        results["mcq_no_safety_c1"] = load_test(url + "/v1/mcq", [{**q, "use_safety": False} for q in questions[: n_for[1]]], 1)
-        results["batch_on_mcq_c16"] = load_test(url + "/v1/mcq", questions[: n_for[16]], 16)
+        load_test(url + "/v1/mcq", questions[:4], 1)  # warm-up
+        load_test(url + "/generate", [{"question": "warm up", "max_length": 4}], 1)
+        record("mcq_c1", load_test(url + "/v1/mcq", questions[: n_for[1]], 1))
+        record("overhead_p50_mcq_c1", round(results["mcq_c1"]["p50_ms"] / results["direct_mcq_c1"]["p50_ms"] - 1, 3))
+        record("mcq_no_safety_c1", load_test(url + "/v1/mcq", [{**q, "use_safety": False} for q in questions[: n_for[1]]], 1))
+        record("batch_on_mcq_c16", load_test(url + "/v1/mcq", questions[: n_for[16]], 16))
         serve.delete("medqa")
         url_off = deploy(base, "nobatch", max_batch_size=1)
         load_test(url_off + "/v1/mcq", questions[:4], 1)
-        results["batch_off_mcq_c16"] = load_test(url_off + "/v1/mcq", questions[: n_for[16]], 16)
+        record("batch_off_mcq_c16", load_test(url_off + "/v1/mcq", questions[: n_for[16]], 16))
+        record("batch_speedup_c16", round(results["batch_on_mcq_c16"]["throughput_rps"]
+                                          / results["batch_off_mcq_c16"]["throughput_rps"], 2))
         serve.delete("nobatch")
+        url = deploy(base, "medqa", max_batch_size=16)
+        load_test(url + "/v1/mcq", questions[:4], 1)
+        for c in (8, 32):
+            record(f"mcq_c{c}", load_test(url + "/v1/mcq", questions[: n_for[c]], c))
+        for c in (1, 8, 32):
+            bodies = [{"question": q["question"], "temperature": 0, "max_length": GEN_TOKENS} for q in questions[: gen_n_for[c]]]
+            record(f"generate_c{c}", load_test(url + "/generate", bodies, c))
     finally:
         serve.shutdown()
         ray.shutdown()
-    results["direct_mcq_c1"] = direct_mcq(questions[: n_for[1]])
-    results["overhead_p50_mcq_c1"] = round(results["mcq_c1"]["p50_ms"] / results["direct_mcq_c1"]["p50_ms"] - 1, 3)
-    results["batch_speedup_c16"] = round(results["batch_on_mcq_c16"]["throughput_rps"]
-                                         / results["batch_off_mcq_c16"]["throughput_rps"], 2)
     results["machine"]["load_avg_at_end"] = os.getloadavg()
-    Path(opts.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(opts.output).write_text(json.dumps(results, indent=2))
+    out.write_text(json.dumps(results, indent=2))
     print(json.dumps(results))
     return 0
 
