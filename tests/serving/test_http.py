@@ -174,7 +174,9 @@ def test_concurrent_callers_get_their_own_answers_in_shared_batches(serve_url, t
     from medqa.modeling.loading import load_model, load_tokenizer
 
     requests_ = [{"question": f"Patient {i} has a fever of {38 + i % 3} degrees. Best next step?",
-                  "options": [f"rest {i}", f"antibiotic {i * 7}", f"fluids {i * 3}", f"scan {i}"]} for i in range(16)]
+                  "options": [f"rest {i}", f"antibiotic {i * 7}", f"fluids {i * 3}", f"scan {i}"],
+                  # This test is about batching; the safety graph's verdicts are tested above.
+                  "use_safety": False} for i in range(16)]
     with cf.ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda b: post(serve_url, "/v1/mcq", b).json(), requests_))
     model, tok = load_model(_tiny_cfg()), load_tokenizer(_tiny_cfg())
