@@ -69,7 +69,9 @@ def sweep(search_id: str) -> int:
     released = 0
     for key in internal_kv._internal_kv_list(search_id + "/", namespace=_NAMESPACE):
         controller = internal_kv._internal_kv_get(key, namespace=_NAMESPACE)
-        if controller and not _actor_dead(controller.decode()):
+        # Only a controller the GCS reports DEAD loses its group: an unknown or
+        # unanswered lookup (a loaded GCS) must never kill a live trial.
+        if not controller or not _actor_dead(controller.decode()):
             continue
         _remove_group(key.decode().rsplit("/", 1)[1])
         internal_kv._internal_kv_del(key, namespace=_NAMESPACE)
@@ -89,8 +91,11 @@ def release_orphans(search_id: str, wait_s: float) -> int:
 
 
 def _actor_dead(actor_id: str) -> bool:
-    info = ray._private.state.actors(actor_id)
-    return not info or info.get("State") == "DEAD"
+    try:
+        info = ray._private.state.actors(actor_id)
+    except Exception:  # noqa: BLE001 - GCS busy or unreachable: decide later
+        return False
+    return bool(info) and info.get("State") == "DEAD"
 
 
 def _remove_group(pg_hex: str) -> None:
