@@ -12,7 +12,9 @@ contamination check, so "after" is measured on questions training never saw.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -29,6 +31,10 @@ SAMPLE_REQUESTS = [
 ]
 
 
+# The fine-tuning run after the search: the winner's hyperparameters, longer, on 2 workers.
+FINAL_TRAINING = ["training.num_workers=2", "training.max_steps=24", "training.eval_steps=8", "training.save_steps=8"]
+
+
 @dataclass
 class DemoRun:
     """Everything the report needs, filled stage by stage."""
@@ -39,7 +45,10 @@ class DemoRun:
 
     def stage(self, name: str, fn: Callable[[], Any]) -> Any:
         started = time.perf_counter()
-        with err.status(f"[bold]{name}[/bold] ..."):
+        # Library chatter (Ray Data progress, Tune's trial tables) goes to the
+        # run's log file; the terminal shows one line per stage.
+        with err.status(f"[bold]{name}[/bold] ..."), open(self.run_dir / "demo.log", "a") as log, \
+                contextlib.redirect_stdout(log):
             value = fn()
         seconds = time.perf_counter() - started
         self.stages.append({"stage": name, "seconds": round(seconds, 1)})
@@ -148,6 +157,14 @@ def write_report(run: DemoRun) -> Path:
     return path
 
 
+def _send_library_logs_to(path: Path) -> None:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    for name in ("ray", "transformers", "datasets", "peft", "DeepSpeed"):
+        logger = logging.getLogger(name)
+        logger.handlers, logger.propagate = [handler], False
+
+
 def run_demo(args) -> int:
     import ray
 
@@ -163,7 +180,8 @@ def run_demo(args) -> int:
         f"training.storage_path={run.run_dir / 'ray'}",
     ])
     config_path = save_config(cfg, run.run_dir / "config.yaml")
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    _send_library_logs_to(run.run_dir / "demo.log")
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     try:
         _run_stages(run, cfg, config_path, holdout)
     finally:
@@ -187,8 +205,7 @@ def _run_stages(run: DemoRun, cfg, config_path: Path, holdout: Path) -> None:
     run.results["accuracy_before"] = before["accuracy"]
     search = run.stage("ASHA search (Ray Tune)", lambda: tune(config_path))
     run.results["tune"] = search
-    overrides = [f"training.storage_path={run.run_dir / 'ray'}", "training.run_name=final",
-                 f"training.max_steps={cfg.training.max_steps}", f"training.num_workers={cfg.training.num_workers}"]
+    overrides = [f"training.storage_path={run.run_dir / 'ray'}", "training.run_name=final", *FINAL_TRAINING]
     trained = run.stage("QLoRA fine-tuning (Ray Train, 2 workers)", lambda: train(search["best_config"], overrides))
     run.results["train"] = trained
     after = run.stage("evaluate fine-tuned", lambda: evaluate(model, trained["checkpoint"], holdout, run.run_dir / "eval_after"))
