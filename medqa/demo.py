@@ -152,6 +152,8 @@ def _ask(requests, port: int, kind: str, path: str, body: dict) -> dict:
 def write_report(run: DemoRun) -> Path:
     from medqa.demo_report import render
 
+    # The raw results first, so a report problem never loses the run's figures.
+    (run.run_dir / "results.json").write_text(json.dumps({"results": run.results, "stages": run.stages}, indent=2, default=str))
     path = run.run_dir / "report.md"
     path.write_text(render(run.run_dir, run.results, run.stages))
     return path

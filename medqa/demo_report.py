@@ -90,8 +90,8 @@ def render(run_dir: Path, results: dict, stages: list[dict]) -> str:
     training_plot = _training_plot(results, run_dir)
     if training_plot:
         plots["training curves"] = training_plot
-    for name, path in (results.get("tune", {}).get("plots") or {}).items():
-        plots[f"search: {name}"] = Path(path)
+    for path in results.get("tune", {}).get("plots") or []:
+        plots[f"search: {Path(path).stem}"] = Path(path)
     data = results.get("data", {})
     lines = ["# medqa demo report", "", "_Not for clinical use: a demonstration on a small sample with a 135M model._", ""]
     lines += ["## Accuracy on held-out questions", ""] + _table(["model", "accuracy"], accuracy_rows(results))

@@ -16,7 +16,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from medqa.config import Config, to_dict
 from medqa.training.batching import GROUP_WINDOW, group_by_length, pack_rows, total_steps
@@ -132,7 +132,8 @@ def mcq_records(data_dir: Path, limit: int) -> list[dict]:
 # ---------------------------------------------------------------- trainer
 
 
-def build_trainer(cfg: Config, datasets: dict, loop_config: dict, run_name: str):
+def build_trainer(cfg: Config, datasets: dict, loop_config: dict, run_name: str, callbacks: Sequence = ()):
+    """The TorchTrainer for `cfg`; `callbacks` join its RunConfig (Tune adds its reporter here)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -152,6 +153,7 @@ def build_trainer(cfg: Config, datasets: dict, loop_config: dict, run_name: str)
                                                checkpoint_score_attribute="eval_loss",
                                                checkpoint_score_order="min"),
             failure_config=FailureConfig(max_failures=t.max_failures),
+            callbacks=list(callbacks),
         ),
         datasets=datasets,
     )

@@ -71,10 +71,8 @@ def run_trial(config: dict, base: dict, datasets: dict, rows: int, records: list
     # trial's old run from its checkpoint while Tune counts iterations from 1.
     run_name = f"{tune.get_context().get_trial_id()}-{time.strftime('%Y%m%d-%H%M%S')}"
     loop_config = make_loop_config(cfg, run_name, rows, None, records)
-    trainer = build_trainer(cfg, datasets, loop_config, run_name)
-    # build_trainer has no callbacks argument; V2 reads run_config.callbacks at fit().
-    trainer.run_config.callbacks = [*(trainer.run_config.callbacks or []), TuneReportCallback(),
-                                    RecordPlacementGroup(search_id)]
+    trainer = build_trainer(cfg, datasets, loop_config, run_name,
+                            callbacks=[TuneReportCallback(), RecordPlacementGroup(search_id)])
     trainer.fit()
 
 
