@@ -2,9 +2,8 @@
 
 `medqa` lines must parse with the real argument parser and name files that
 exist; job, Serve, cluster and Kubernetes lines must name real files and real
-endpoints. `make docs-check` (tests/readme_commands.py) goes further and runs
-the local ones. The configuration reference must equal the one generated from
-the dataclasses.
+endpoints. The configuration reference must equal the one generated from the
+dataclasses.
 """
 
 from __future__ import annotations
