@@ -22,6 +22,8 @@ question scores the same alone or in any batch (tests check this).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import inspect
 import math
 from dataclasses import dataclass, field
@@ -244,13 +246,8 @@ def score_records(
     max_len = _max_length(model, tokenizer)
     per_record = [build_sequences(tokenizer, r, method, max_len) for r in records]
     flat = [seq for seqs in per_record for seq in seqs]
-    was_training = getattr(model, "training", False)
-    model.eval()
-    try:
+    with _eval_mode(model):
         flat_scores = _run_sequences(model, tokenizer, flat, batch_size, progress)
-    finally:
-        if was_training:
-            model.train()
     scores, cursor = [], 0
     for record, seqs in zip(records, per_record):
         lls = [ll for result in flat_scores[cursor : cursor + len(seqs)] for ll in result]
@@ -258,6 +255,19 @@ def score_records(
         n_bytes = [len(o.strip().encode("utf-8")) + 1 for o in record.options]  # + the leading space
         scores.append(make_score(lls, n_bytes, method))
     return scores
+
+
+@contextmanager
+def _eval_mode(model):
+    """Score in eval mode (no dropout), then give the model back as it came: the
+    trainer calls the scorer mid-training."""
+    was_training = getattr(model, "training", False)
+    model.eval()
+    try:
+        yield model
+    finally:
+        if was_training:
+            model.train()
 
 
 def mcq_accuracy(model, tokenizer, records: list[MCQRecord], method: str = "letter", batch_size: int = 8) -> float:
@@ -282,11 +292,6 @@ def continuation_loglikelihoods(
             raise ValueError(f"continuation {continuation[:40]!r} encodes to no tokens")
         target = [(len(ctx) + i - 1, tok) for i, tok in enumerate(cont)]
         sequences.append(_left_truncate((ctx + cont)[:-1], [target], max_len))
-    was_training = getattr(model, "training", False)
-    model.eval()
-    try:
+    with _eval_mode(model):
         results = _run_sequences(model, tokenizer, sequences, batch_size, progress)
-    finally:
-        if was_training:
-            model.train()
     return [(r[0], len(s.targets[0])) for r, s in zip(results, sequences)]
