@@ -22,10 +22,9 @@ question scores the same alone or in any batch (tests check this).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import inspect
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
