@@ -98,9 +98,14 @@ class MedQAModel:
 
     @serve.batch
     async def score(self, items: list[dict]) -> list[dict]:
-        self.batch_sizes["score"][len(items)] += 1
+        return await self._run_batch("score", self._score_isolating_errors, items)
+
+    async def _run_batch(self, kind: str, work, items: list[dict]) -> list[dict]:
+        """Run one batch off the event loop (so /health still answers), one at a time
+        per replica, tagging each result with the batch size it rode in."""
+        self.batch_sizes[kind][len(items)] += 1
         async with self.lock:
-            results = await asyncio.to_thread(self._score_isolating_errors, items)
+            results = await asyncio.to_thread(work, items)
         return [{**r, "batch_size": len(items)} for r in results]
 
     def _score_isolating_errors(self, items: list[dict]) -> list[dict]:
@@ -126,10 +131,7 @@ class MedQAModel:
 
     @serve.batch
     async def generate(self, items: list[dict]) -> list[dict]:
-        self.batch_sizes["generate"][len(items)] += 1
-        async with self.lock:
-            results = await asyncio.to_thread(self._generate_groups, items)
-        return [{**r, "batch_size": len(items)} for r in results]
+        return await self._run_batch("generate", self._generate_groups, items)
 
     def _generate_groups(self, raw: list[dict]) -> list[dict]:
         from medqa.inference import DEFAULT_STOP
