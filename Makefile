@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast benchmarks clean
+.PHONY: install demo test test-fast docs-check clean
 
 # The venv is rebuilt only when pyproject.toml changes. torch is installed first,
 # pinned, so pip takes the local CPU wheel instead of resolving a CUDA build.
@@ -30,6 +30,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not ray and not browser"
+
+# Runs every README command as written (about 20 minutes; test_readme.py checks them in `make test`).
+docs-check: $(STAMP)
+	$(BIN)/python tests/readme_run.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

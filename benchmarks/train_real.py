@@ -77,7 +77,7 @@ def main() -> None:
         "heldout": len(records), "accuracy_before": before, "accuracy_after": after,
         "majority_baseline": max(answers.values()) / len(records), "chance": 0.25,
         "train_steps": summary["global_step"], "train_runtime_s": summary["train_runtime_s"],
-        "tokens_per_s": (train_tokens / summary["train_runtime_s"]) if train_tokens else None,
+        "tokens_per_s": train_tokens / summary["train_runtime_s"] if a.limit_steps <= 0 else None,
         "wall_time_s": round(wall, 1),
         "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "checkpoint": summary["checkpoint"], "metrics": summary["metrics"],

@@ -5,8 +5,10 @@
 1. Ray Train, 1 worker vs a plain single-process HF Trainer + PEFT: same model,
    prepared data, batches and steps; tokens/s over the Trainer's own
    `train_runtime` (startup excluded on both sides). Goal >= 0.9.
-2. Batching: naive padding vs length grouping vs packing in the plain Trainer;
-   non-pad tokens/s. Goal >= 1.5 for the chosen strategy.
+2. Batching: naive padding vs length grouping vs packing in the plain Trainer,
+   each over one full pass of the same training rows (so every strategy trains
+   on exactly the same tokens); non-pad tokens/s. Goal >= 1.5 for the chosen
+   strategy.
 3. Peak memory of the base: 4-bit NF4 vs fp32 (`get_memory_footprint`, and
    RSS growth while loading). Goal <= 0.4.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import tempfile
 from pathlib import Path
@@ -26,16 +29,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "medmcqa_dev_public.jsonl"
 
 
-def prepare(model: str, rows: int, out: Path, max_length: int) -> Path:
+def prepare(rows: int, out: Path, overrides: list[str]) -> list[str]:
+    """Write the first `rows` shared rows through the pipeline; the overrides every run then uses."""
     from medqa.config import load_config
     from medqa.data.pipeline import run_pipeline
 
     src = out / "rows.jsonl"
     src.write_text("".join(SHARED.read_text().splitlines(keepends=True)[:rows]))
-    cfg = load_config(None, [f"data.source={src}", f"data.output_dir={out / 'data'}", f"model.name={model}",
-                             "data.augment_factor=1", f"data.max_length={max_length}"])
-    run_pipeline(cfg)
-    return out / "data"
+    overrides = overrides + [f"data.source={src}", f"data.output_dir={out / 'data'}", "data.augment_factor=1"]
+    run_pipeline(load_config(None, overrides))
+    return overrides
 
 
 def batches(data_dir: Path, strategy: str, batch_size: int, max_length: int, pad_id: int) -> list[tuple[dict, int]]:
@@ -61,7 +64,7 @@ def batches(data_dir: Path, strategy: str, batch_size: int, max_length: int, pad
 
 
 def plain_hf(cfg, data: list[tuple[dict, int]], steps: int) -> dict:
-    """Single-process HF Trainer + PEFT on pre-collated batches."""
+    """Single-process HF Trainer + PEFT on the first `steps` pre-collated batches."""
     from medqa.modeling.loading import load_tokenizer
     from medqa.training import hf
 
@@ -127,22 +130,27 @@ def main() -> None:
         results["memory"] = memory(a.model)  # first: ru_maxrss only grows
     work = Path(tempfile.mkdtemp(prefix="medqa-bench-"))
     if a.only in (None, "batching", "ray"):
-        data_dir = prepare(a.model, a.rows, work, a.max_length)
-        base = [f"model.name={a.model}", f"data.output_dir={data_dir}", f"data.max_length={a.max_length}",
-                f"training.batch_size={a.batch_size}", f"training.max_steps={a.steps}", "training.warmup_ratio=0",
-                "training.eval_mcq_limit=0", f"training.eval_steps={a.steps}", f"training.save_steps={a.steps}",
-                f"training.storage_path={work / 'runs'}"]
+        base = prepare(a.rows, work, [
+            f"model.name={a.model}", f"data.max_length={a.max_length}",
+            f"training.batch_size={a.batch_size}", f"training.max_steps={a.steps}", "training.warmup_ratio=0",
+            "training.eval_mcq_limit=0", f"training.eval_steps={a.steps}", f"training.save_steps={a.steps}",
+            f"training.storage_path={work / 'runs'}"])
+        data_dir = work / "data"
         pad_id = load_tokenizer(a.model).pad_token_id
     if a.only in (None, "batching"):
         res = {}
         for strategy in ("padding", "group_by_length", "packing"):
             cfg = load_config(None, base + [f"training.batching={strategy}"])
-            res[strategy] = plain_hf(cfg, batches(data_dir, strategy, a.batch_size, a.max_length, pad_id), a.steps)
+            data = batches(data_dir, strategy, a.batch_size, a.max_length, pad_id)
+            res[strategy] = plain_hf(cfg, data, len(data)) | {"steps": len(data)}
         for s in ("group_by_length", "packing"):
             res[f"ratio_{s}_vs_padding"] = round(res[s]["tokens_per_s"] / res["padding"]["tokens_per_s"], 2)
         results["batching"] = res
     if a.only in (None, "ray"):
-        cfg = load_config(None, base + ["training.batching=padding", "training.num_workers=1"])
+        # The worker gets every core, as the plain process does: Ray sets OMP_NUM_THREADS to the
+        # worker's CPU count, so a 1-CPU worker would train on one torch thread.
+        cfg = load_config(None, base + ["training.batching=padding", "training.num_workers=1",
+                                        f"training.cpus_per_worker={os.cpu_count()}"])
         data = batches(data_dir, "padding", a.batch_size, a.max_length, pad_id)
         plain = plain_hf(cfg, data, a.steps)
         ray = ray_one_worker(cfg, data_dir, data, a.steps)

@@ -8,6 +8,7 @@ dataclasses.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -23,15 +24,17 @@ README = (REPO / "README.md").read_text()
 CLOUD_PREFIXES = ("docker build", "ray up", "ray down", "kubectl apply", "serve deploy")
 
 
-def shell_lines(text: str = README) -> list[str]:
-    """Commands of the README's ```bash blocks, continuation lines joined, comments dropped."""
-    lines = []
+def bash_blocks(text: str = README) -> list[list[str]]:
+    """The README's ```bash blocks as lists of commands (continuations joined, comments dropped)."""
+    out = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
-        for command in block.replace("\\\n", " ").splitlines():
-            command = re.sub(r"\s+#.*$", "", command).strip()
-            if command and not command.startswith("#"):
-                lines.append(command)
-    return lines
+        lines = [re.sub(r"\s+#.*$", "", line).strip() for line in block.replace("\\\n", " ").splitlines()]
+        out.append([line for line in lines if line and not line.startswith("#")])
+    return out
+
+
+def shell_lines(text: str = README) -> list[str]:
+    return [line for block in bash_blocks(text) for line in block]
 
 
 def local_paths(argv: list[str]) -> list[str]:
@@ -96,3 +99,14 @@ def test_unknown_flags_are_caught():
 def test_configuration_reference_is_generated_from_the_dataclasses():
     section = README.split("<!-- config-reference:start -->")[1].split("<!-- config-reference:end -->")[0]
     assert section.strip() == reference_markdown().strip(), "run `medqa config --reference` and paste it into README.md"
+
+
+def test_readme_safety_commands_run_as_written(tmp_path):
+    """The fast README lines run for real here; `make docs-check` runs all of them."""
+    import readme_run
+
+    lines = [line for line in shell_lines() if line.startswith("medqa safety")]
+    results = readme_run.run_block(lines, readme_run.environment(), tmp_path, [0], None)
+    assert len(lines) == 2 and [status for _, status, _ in results] == ["passed", "passed"], results
+    interactions = json.loads((tmp_path / "02.log").read_text().splitlines()[0])  # stdout comes first
+    assert {frozenset((p["drug_a"], p["drug_b"])) for p in interactions} >= {frozenset(("warfarin", "ibuprofen"))}

@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
-from medqa.config import Config
+from medqa.config import Config, to_dict
 from medqa.console import err
 from medqa.data import steps
 from medqa.data.schema import Rejection
@@ -95,6 +95,22 @@ def _write_rejects(out: Path, rejections: Sequence[Rejection]) -> None:
             fh.write(json.dumps(rej.to_dict(), ensure_ascii=False, default=str) + "\n")
 
 
+def data_fingerprint(cfg: Config) -> str:
+    """What the prepared rows depend on: the data settings (not where they are written), the
+    tokenizer's model, the seed, and the size and age of local source files. Training reuses a
+    prepared folder only when its fingerprint matches."""
+    import hashlib
+
+    settings = {k: v for k, v in to_dict(cfg.data).items() if k != "output_dir"}
+    files = {}
+    for src in (cfg.data.source, cfg.data.eval_source):
+        if src and Path(src).is_file():
+            st = Path(src).stat()
+            files[src] = [st.st_size, st.st_mtime_ns]
+    key = json.dumps({"data": settings, "model": cfg.model.name, "seed": cfg.seed, "files": files}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def _summary(cfg: Config, engine: str, n_in: int, plan: steps.Plan, seconds: float, out: Path,
              n_eval: int) -> dict:
     reasons: dict[str, int] = {}
@@ -118,7 +134,7 @@ def _summary(cfg: Config, engine: str, n_in: int, plan: steps.Plan, seconds: flo
         "per_subject": s["per_subject"], "cop_base": s["cop_base"],
         "source": cfg.data.source, "eval_source": cfg.data.eval_source, "model": cfg.model.name,
         "engine": engine, "seconds": round(seconds, 3), "rows_per_second": round(n_in / max(seconds, 1e-9), 1),
-        "output_dir": str(out),
+        "output_dir": str(out), "fingerprint": data_fingerprint(cfg),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -88,15 +88,27 @@ def write_progress_csv(log_history: list[dict], path: Path) -> Path:
 
 
 def prepared_data_dir(cfg: Config) -> Path:
-    """The pipeline's output folder; runs the Ray Data pipeline first if it is absent."""
+    """The pipeline's output folder; runs the Ray Data pipeline first if it is absent or the
+    pipeline made it with other settings (another max_length, tokenizer, source file...).
+    A folder without the pipeline's fingerprint (written by hand) is used as it is."""
+    from medqa.console import err
+    from medqa.data.pipeline import data_fingerprint, run_pipeline
+
     out = Path(cfg.data.output_dir).expanduser().resolve()
     if not any((out / "train").glob("*.parquet")):
-        from medqa.console import err
-        from medqa.data.pipeline import run_pipeline
-
         err.print(f"[bold]No prepared data in {out}: running the data pipeline first[/]")
         run_pipeline(cfg)
+    elif prepared_fingerprint(out) not in (None, data_fingerprint(cfg)):
+        err.print(f"[bold]Prepared data in {out} was made with other data settings: preparing it again[/]")
+        run_pipeline(cfg)
     return out
+
+
+def prepared_fingerprint(data_dir: Path) -> Optional[str]:
+    try:
+        return json.loads((data_dir / "summary.json").read_text()).get("fingerprint")
+    except (OSError, ValueError):
+        return None
 
 
 def load_datasets(cfg: Config, data_dir: Path) -> dict:
