@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pyarrow.parquet as pq
 
-from conftest import clean_rows, data_config, write_jsonl
+from data_helpers import clean_rows, data_config, write_jsonl
 from medqa.data.normalize import (NearDupIndex, band_keys, exact_key, jaccard, n_bands, question_key,
                                   shingle_text, shingles)
 

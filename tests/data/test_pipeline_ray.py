@@ -7,7 +7,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import clean_rows, data_config, write_jsonl
+from data_helpers import clean_rows, data_config, write_jsonl
 from medqa.data.pipeline import run_pipeline, run_plain
 
 pytestmark = pytest.mark.ray

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import clean_rows, data_config, write_jsonl
+from data_helpers import clean_rows, data_config, write_jsonl
 from medqa.data.schema import REASONS, Limits, Rejection, validate_row
 from medqa.data.sources import read_records
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import write_jsonl
+from data_helpers import write_jsonl
 from medqa.data.sources import detect_cop_base, read_records
 
 MEDMCQA = {"id": "x1", "question": "Which nerve supplies the deltoid?", "opa": "Radial", "opb": "Axillary",

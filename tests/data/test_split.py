@@ -6,7 +6,7 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 
-from conftest import clean_rows, data_config, write_jsonl
+from data_helpers import clean_rows, data_config, write_jsonl
 from medqa.data.steps import stratified_split
 
 
