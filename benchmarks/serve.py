@@ -77,7 +77,7 @@ def deploy(base: str, name: str, **args) -> str:
     from medqa.serving.app import BuildArgs, build_app
 
     build = BuildArgs(model="smollm2-135m", num_replicas=1, model_num_cpus=MODEL_CPUS, small_num_cpus=0.25,
-                      batch_wait_timeout_s=0.02, **args)
+                      batch_wait_timeout_s=0.02, max_ongoing_requests=64, **args)
     prefix = "/" if name == "medqa" else f"/{name}"
     serve.run(build_app(build), name=name, route_prefix=prefix, blocking=False)
     url = base + ("" if name == "medqa" else prefix)
@@ -90,6 +90,13 @@ def deploy(base: str, name: str, **args) -> str:
             pass
         time.sleep(1)
     raise TimeoutError(f"{name} did not become healthy")
+
+
+def batch_sizes(app: str) -> dict:
+    """How many batches of each size the model replica has run so far (was batching real?)."""
+    from ray import serve
+
+    return serve.get_deployment_handle("MedQAModel", app_name=app).stats.remote().result()
 
 
 def direct_mcq(questions: list[dict]) -> dict:
@@ -153,6 +160,7 @@ def main() -> int:
         record("overhead_p50_mcq_c1", round(results["mcq_c1"]["p50_ms"] / results["direct_mcq_c1"]["p50_ms"] - 1, 3))
         record("mcq_no_safety_c1", load_test(url + "/v1/mcq", [{**q, "use_safety": False} for q in questions[: n_for[1]]], 1))
         record("batch_on_mcq_c16", load_test(url + "/v1/mcq", questions[: n_for[16]], 16))
+        record("batch_sizes_after_c16", batch_sizes("medqa"))
         serve.delete("medqa")
         url_off = deploy(base, "nobatch", max_batch_size=1)
         load_test(url_off + "/v1/mcq", questions[:4], 1)

@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/train_throughput.py --model smollm2-135m --steps 8 --rows 400
 
 1. Ray Train, 1 worker vs a plain single-process HF Trainer + PEFT: same model,
-   prepared data, batches and steps; tokens/s over the Trainer's own
-   `train_runtime` (startup excluded on both sides). Goal >= 0.9.
+   prepared data, batches and steps, one evaluation and one checkpoint at the
+   last step on both sides; tokens/s over the Trainer's own `train_runtime`
+   (startup excluded on both sides). Goal >= 0.9.
 2. Batching: naive padding vs length grouping vs packing in the plain Trainer,
    each over one full pass of the same training rows (so every strategy trains
    on exactly the same tokens); non-pad tokens/s. Goal >= 1.5 for the chosen
@@ -41,13 +42,14 @@ def prepare(rows: int, out: Path, overrides: list[str]) -> list[str]:
     return overrides
 
 
-def batches(data_dir: Path, strategy: str, batch_size: int, max_length: int, pad_id: int) -> list[tuple[dict, int]]:
+def batches(data_dir: Path, strategy: str, batch_size: int, max_length: int, pad_id: int,
+            split: str = "train") -> list[tuple[dict, int]]:
     """(collated batch, non-pad tokens) exactly as the Ray path builds them (same pure functions)."""
     import pyarrow.parquet as pq
 
     from medqa.training.batching import GROUP_WINDOW, collate, group_by_length, pack_rows
 
-    table = pq.read_table(data_dir / "train", columns=["input_ids", "labels", "length"]).to_pydict()
+    table = pq.read_table(data_dir / split, columns=["input_ids", "labels", "length"]).to_pydict()
     window = batch_size * GROUP_WINDOW
     rows: dict[str, list] = {}
     for start in range(0, len(table["length"]), window):
@@ -63,17 +65,22 @@ def batches(data_dir: Path, strategy: str, batch_size: int, max_length: int, pad
             for i in range(0, n, batch_size)]
 
 
-def plain_hf(cfg, data: list[tuple[dict, int]], steps: int) -> dict:
-    """Single-process HF Trainer + PEFT on the first `steps` pre-collated batches."""
+def plain_hf(cfg, data: list[tuple[dict, int]], steps: int, eval_data: list | None = None) -> dict:
+    """Single-process HF Trainer + PEFT on the first `steps` pre-collated batches.
+
+    With `eval_data` it evaluates and saves a checkpoint on the config's schedule, as the
+    Ray worker does; without, it only trains."""
     from medqa.modeling.loading import load_tokenizer
     from medqa.training import hf
 
     args = hf.training_arguments(cfg, tempfile.mkdtemp(), steps)
-    args.per_device_train_batch_size = 1
-    args.eval_strategy = "no"
-    args.save_strategy = "no"
+    args.per_device_train_batch_size = args.per_device_eval_batch_size = 1
+    if eval_data is None:
+        args.eval_strategy = "no"
+        args.save_strategy = "no"
     args.report_to = []
     trainer = hf.MedqaTrainer(model=hf.build_model(cfg), args=args, train_dataset=[b for b, _ in data[:steps]],
+                              eval_dataset=[b for b, _ in eval_data] if eval_data else None,
                               data_collator=lambda xs: xs[0], processing_class=load_tokenizer(cfg.model))
     out = trainer.train()
     tokens = sum(n for _, n in data[:steps])
@@ -152,7 +159,10 @@ def main() -> None:
         cfg = load_config(None, base + ["training.batching=padding", "training.num_workers=1",
                                         f"training.cpus_per_worker={os.cpu_count()}"])
         data = batches(data_dir, "padding", a.batch_size, a.max_length, pad_id)
-        plain = plain_hf(cfg, data, a.steps)
+        # Same work on both sides: the Ray worker evaluates and checkpoints at the last step,
+        # so the plain Trainer does too (train_runtime covers both).
+        validation = batches(data_dir, "padding", a.batch_size, a.max_length, pad_id, split="validation")
+        plain = plain_hf(cfg, data, a.steps, eval_data=validation)
         ray = ray_one_worker(cfg, data_dir, data, a.steps)
         results["ray_vs_plain"] = {"plain": plain, "ray_1_worker": ray,
                                    "ratio": round(ray["tokens_per_s"] / plain["tokens_per_s"], 2)}

@@ -180,7 +180,7 @@ class ServingConfig:
     load_in_4bit: bool = opt(False, "Serve the base model in 4-bit NF4 (saves GPU memory; slower than full precision on CPU).")
     model_num_cpus: float = opt(1.0, "CPUs reserved per model replica.")
     model_num_gpus: float = opt(0.0, "GPUs reserved per model replica (fractions share a GPU).")
-    max_ongoing_requests: int = opt(32, "Requests a model replica accepts at once (queued into `@serve.batch` batches).")
+    max_ongoing_requests: int = opt(32, "Requests a model replica accepts at once (queued into `@serve.batch` batches); at least 4 x max_batch_size lets merged batches fill.")
     max_new_tokens: int = opt(512, "Largest `max_length` / `max_tokens` a request may ask for (larger ones get a 422).")
 
     def __post_init__(self) -> None:

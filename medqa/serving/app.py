@@ -34,7 +34,7 @@ import logging
 import os
 import time
 import uuid
-from collections import Counter as Tally
+from collections import Counter as Tally, deque
 from typing import Any, Optional
 
 from fastapi import FastAPI, Request
@@ -67,9 +67,15 @@ ERROR_RESPONSES = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse},
 # ---------------------------------------------------------------- model deployment
 
 
+MERGED_BATCHES = 4
+"""Ray batches a model replica lets in at once: one runs, the others wait at the model and are
+merged (see `MedQAModel._run_batch`). `max_ongoing_requests` >= max_batch_size * this lets
+every merged batch fill."""
+
+
 @serve.deployment(name="MedQAModel", max_ongoing_requests=32)
 class MedQAModel:
-    """One copy of the model. Requests queue into `@serve.batch` batches; the
+    """One copy of the model. Requests queue into `@serve.batch` batches; a
     batch runs in a worker thread so the replica keeps answering health checks."""
 
     def __init__(self, model: dict, adapter: Optional[str] = None, max_batch_size: int = 8,
@@ -91,22 +97,53 @@ class MedQAModel:
         self.pipeline = InferencePipeline(self.model, self.tokenizer)
         self.gpu = torch.cuda.is_available()
         self.lock = asyncio.Lock()  # one forward pass at a time: scoring and generation share the cores
+        self.max_batch_size = max_batch_size
+        self.waiting: dict[str, deque] = {"score": deque(), "generate": deque()}
         self.batch_sizes = {"score": Tally(), "generate": Tally()}
         for handler in (self.score, self.generate):
             handler.set_max_batch_size(max_batch_size)
             handler.set_batch_wait_timeout_s(batch_wait_timeout_s)
 
-    @serve.batch
+    @serve.batch(max_concurrent_batches=MERGED_BATCHES)
     async def score(self, items: list[dict]) -> list[dict]:
         return await self._run_batch("score", self._score_isolating_errors, items)
 
     async def _run_batch(self, kind: str, work, items: list[dict]) -> list[dict]:
-        """Run one batch off the event loop (so /health still answers), one at a time
-        per replica, tagging each result with the batch size it rode in."""
-        self.batch_sizes[kind][len(items)] += 1
+        """Run a batch off the event loop (so /health still answers), one forward at a time.
+
+        Ray closes a batch `batch_wait_timeout_s` after its first request even while the
+        model is busy, so under load it hands over fragments of whatever arrived in that
+        window. Fragments that wait here for the model run merged, up to max_batch_size:
+        the batch grows with the load instead of with the timeout.
+        """
+        mine = (items, asyncio.get_running_loop().create_future())
+        self.waiting[kind].append(mine)
         async with self.lock:
-            results = await asyncio.to_thread(work, items)
-        return [{**r, "batch_size": len(items)} for r in results]
+            if not mine[1].done():  # else an earlier holder of the lock ran it merged with its own
+                await self._run_merged(kind, work)
+        return await mine[1]
+
+    async def _run_merged(self, kind: str, work) -> None:
+        waiting, group, size = self.waiting[kind], [], 0
+        while waiting and (not group or size + len(waiting[0][0]) <= self.max_batch_size):
+            group.append(waiting.popleft())
+            size += len(group[-1][0])
+        merged = [item for items, _ in group for item in items]
+        self.batch_sizes[kind][len(merged)] += 1
+        started = time.perf_counter()
+        try:
+            results = await asyncio.to_thread(work, merged)
+        except Exception as err:  # noqa: BLE001 - every caller in the batch gets the error
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(err)
+            return
+        tags = {"batch_size": len(merged), "compute_ms": round((time.perf_counter() - started) * 1000, 1)}
+        start = 0
+        for items, future in group:
+            if not future.done():  # a caller that went away has cancelled its future
+                future.set_result([{**r, **tags} for r in results[start:start + len(items)]])
+            start += len(items)
 
     def _score_isolating_errors(self, items: list[dict]) -> list[dict]:
         """Score the batch; if it fails, score one by one so one bad request fails alone."""
@@ -129,7 +166,7 @@ class MedQAModel:
                 out.append({"error": str(err)})
         return out
 
-    @serve.batch
+    @serve.batch(max_concurrent_batches=MERGED_BATCHES)
     async def generate(self, items: list[dict]) -> list[dict]:
         return await self._run_batch("generate", self._generate_groups, items)
 
