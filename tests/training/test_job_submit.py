@@ -95,7 +95,11 @@ def test_ray_job_submit_trains_and_writes_artifacts(local_head, tmp_path):
     ]
     cmd = [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", ".",
            "--", "python", "jobs/train.py", "--config", "jobs/configs/smoke.yaml", *overrides]
-    done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=420)
+    for _ in range(6):  # a head that has just started may not have its job agent up yet
+        done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=420)
+        if "No available agent to submit job" not in done.stderr:
+            break
+        time.sleep(5)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "succeeded" in done.stdout.lower(), done.stdout[-3000:]
 
