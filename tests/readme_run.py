@@ -43,7 +43,7 @@ TIMEOUT_S = 1800
 def skip_reason(line: str) -> str | None:
     if line.startswith("make "):
         return "one of the two commands (run by CI and by `make demo` itself)"
-    if line.startswith(CLOUD_PREFIXES):
+    if line.startswith(CLOUD_PREFIXES) or "<head>" in line:
         return "cloud (needs an account; schema-checked by tests/test_deploy.py)"
     if line == "source .venv/bin/activate":
         return "applied: .venv/bin first on PATH"

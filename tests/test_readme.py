@@ -52,6 +52,8 @@ def _route_exists(url: str) -> bool:
 def check_line(line: str) -> str:
     """Raise if the README line is not a real command; return its kind."""
     argv = shlex.split(line)
+    while argv and re.match(r"^[A-Z_]+=", argv[0]):  # leading environment assignments
+        argv = argv[1:]
     for path in local_paths(argv):
         assert (REPO / path).exists(), f"{line}: {path} does not exist"
     if argv[:2] == ["source", ".venv/bin/activate"] or argv[0] == "make":
