@@ -111,6 +111,14 @@ def data_fingerprint(cfg: Config) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+def prepared_fingerprint(data_dir: Path) -> Optional[str]:
+    """The fingerprint in a prepared folder's summary.json (None for a folder made by hand)."""
+    try:
+        return json.loads((data_dir / "summary.json").read_text()).get("fingerprint")
+    except (OSError, ValueError):
+        return None
+
+
 def _summary(cfg: Config, engine: str, n_in: int, plan: steps.Plan, seconds: float, out: Path,
              n_eval: int) -> dict:
     reasons: dict[str, int] = {}

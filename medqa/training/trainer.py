@@ -92,7 +92,7 @@ def prepared_data_dir(cfg: Config) -> Path:
     pipeline made it with other settings (another max_length, tokenizer, source file...).
     A folder without the pipeline's fingerprint (written by hand) is used as it is."""
     from medqa.console import err
-    from medqa.data.pipeline import data_fingerprint, run_pipeline
+    from medqa.data.pipeline import data_fingerprint, prepared_fingerprint, run_pipeline
 
     out = Path(cfg.data.output_dir).expanduser().resolve()
     if not any((out / "train").glob("*.parquet")):
@@ -102,13 +102,6 @@ def prepared_data_dir(cfg: Config) -> Path:
         err.print(f"[bold]Prepared data in {out} was made with other data settings: preparing it again[/]")
         run_pipeline(cfg)
     return out
-
-
-def prepared_fingerprint(data_dir: Path) -> Optional[str]:
-    try:
-        return json.loads((data_dir / "summary.json").read_text()).get("fingerprint")
-    except (OSError, ValueError):
-        return None
 
 
 def load_datasets(cfg: Config, data_dir: Path) -> dict:

@@ -7,8 +7,7 @@ import json
 import pytest
 
 from medqa.config import load_config
-from medqa.data.pipeline import data_fingerprint
-from medqa.training.trainer import prepared_fingerprint
+from medqa.data.pipeline import data_fingerprint, prepared_fingerprint
 
 
 @pytest.fixture
