@@ -6,7 +6,9 @@ Measures, in one run on this machine:
   1. /v1/mcq and /generate at concurrency 1, 8 and 32 (p50/p95/p99 latency, requests/s);
   2. /v1/mcq through Serve with the safety graph against a direct in-process call of the
      same scorer on the same questions (concurrency 1; the p50 overhead);
-  3. @serve.batch on (max_batch_size 16) against off (max_batch_size 1) at concurrency 16.
+  3. @serve.batch on (max_batch_size 16) against off (max_batch_size 1) at concurrency 16,
+     next to what batching gains in-process (the same questions scored in batches of 16
+     against one by one: the ceiling for any server on this machine).
 Questions are real MedMCQA dev rows read from ../shared/data at run time (not copied).
 Not run in CI.
 """
@@ -71,13 +73,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def deploy(base: str, name: str, **args) -> str:
+def deploy(base: str, name: str, batch_wait: float, **args) -> str:
     from ray import serve
 
     from medqa.serving.app import BuildArgs, build_app
 
     build = BuildArgs(model="smollm2-135m", num_replicas=1, model_num_cpus=MODEL_CPUS, small_num_cpus=0.25,
-                      batch_wait_timeout_s=0.02, max_ongoing_requests=64, **args)
+                      batch_wait_timeout_s=batch_wait, max_ongoing_requests=64, **args)
     prefix = "/" if name == "medqa" else f"/{name}"
     serve.run(build_app(build), name=name, route_prefix=prefix, blocking=False)
     url = base + ("" if name == "medqa" else prefix)
@@ -99,8 +101,9 @@ def batch_sizes(app: str) -> dict:
     return serve.get_deployment_handle("MedQAModel", app_name=app).stats.remote().result()
 
 
-def direct_mcq(questions: list[dict]) -> dict:
-    """The same scorer called in this process, one question at a time."""
+def direct_mcq(questions: list[dict], batched: list[dict], batch_size: int) -> tuple[dict, dict]:
+    """The same scorer called in this process: one question at a time (the overhead baseline),
+    then `batched` one by one against batches of `batch_size` (what batching can gain at best)."""
     import torch
 
     from medqa.config import ModelConfig
@@ -118,13 +121,24 @@ def direct_mcq(questions: list[dict]) -> dict:
         t = time.perf_counter()
         score_records(model, tok, [MCQRecord(**q)], batch_size=1)
         latencies.append((time.perf_counter() - t) * 1000)
-    return summarise(latencies, time.perf_counter() - start, 0)
+    single = summarise(latencies, time.perf_counter() - start, 0)
+    records = [MCQRecord(**q) for q in batched]
+    seconds = {}
+    for size in (1, batch_size):
+        t = time.perf_counter()
+        score_records(model, tok, records, batch_size=size)
+        seconds[size] = time.perf_counter() - t
+    ceiling = {"questions": len(records), "batch_size": batch_size, "seconds_bs1": round(seconds[1], 2),
+               f"seconds_bs{batch_size}": round(seconds[batch_size], 2),
+               "speedup": round(seconds[1] / seconds[batch_size], 2)}
+    return single, ceiling
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Fewer requests (a smoke run).")
     parser.add_argument("--output", default="runs/bench/serve.json")
+    parser.add_argument("--batch-wait", type=float, default=0.02, help="`@serve.batch` wait (seconds).")
     opts = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     scale = 0.25 if opts.quick else 1.0
@@ -147,13 +161,15 @@ def main() -> int:
         out.write_text(json.dumps(results, indent=2))
 
     # The two comparisons first (they matter most), then the concurrency table.
-    record("direct_mcq_c1", direct_mcq(questions[: n_for[1]]))
+    single, ceiling = direct_mcq(questions[: n_for[1]], questions[: n_for[16]], 16)
+    record("direct_mcq_c1", single)
+    record("direct_batching_ceiling", ceiling)
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     base = f"http://127.0.0.1:{port}"
     try:
-        url = deploy(base, "medqa", max_batch_size=16)
+        url = deploy(base, "medqa", opts.batch_wait, max_batch_size=16)
         load_test(url + "/v1/mcq", questions[:4], 1)  # warm-up
         load_test(url + "/generate", [{"question": "warm up", "max_length": 4}], 1)
         record("mcq_c1", load_test(url + "/v1/mcq", questions[: n_for[1]], 1))
@@ -162,13 +178,13 @@ def main() -> int:
         record("batch_on_mcq_c16", load_test(url + "/v1/mcq", questions[: n_for[16]], 16))
         record("batch_sizes_after_c16", batch_sizes("medqa"))
         serve.delete("medqa")
-        url_off = deploy(base, "nobatch", max_batch_size=1)
+        url_off = deploy(base, "nobatch", opts.batch_wait, max_batch_size=1)
         load_test(url_off + "/v1/mcq", questions[:4], 1)
         record("batch_off_mcq_c16", load_test(url_off + "/v1/mcq", questions[: n_for[16]], 16))
         record("batch_speedup_c16", round(results["batch_on_mcq_c16"]["throughput_rps"]
                                           / results["batch_off_mcq_c16"]["throughput_rps"], 2))
         serve.delete("nobatch")
-        url = deploy(base, "medqa", max_batch_size=16)
+        url = deploy(base, "medqa", opts.batch_wait, max_batch_size=16)
         load_test(url + "/v1/mcq", questions[:4], 1)
         for c in (8, 32):
             record(f"mcq_c{c}", load_test(url + "/v1/mcq", questions[: n_for[c]], c))

@@ -24,17 +24,19 @@ built to require `Authorization: Bearer <key>` on the POST endpoints.
 
 Every answer path goes through the safety graph unless the caller sets
 `use_safety: false`; even then an emergency is answered with the emergency notice
-and the model is not asked.
+and no model output is returned. (`/v1/mcq` scores while its input is screened,
+so the check adds no latency; a refused or emergency request discards that score.)
 """
 
 import asyncio
-import importlib
 import dataclasses
+import importlib
 import logging
 import os
 import time
 import uuid
 from collections import Counter as Tally, deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
 from fastapi import FastAPI, Request
@@ -76,7 +78,7 @@ every merged batch fill."""
 @serve.deployment(name="MedQAModel", max_ongoing_requests=32)
 class MedQAModel:
     """One copy of the model. Requests queue into `@serve.batch` batches; a
-    batch runs in a worker thread so the replica keeps answering health checks."""
+    batch runs in the replica's model thread so the replica keeps answering health checks."""
 
     def __init__(self, model: dict, adapter: Optional[str] = None, max_batch_size: int = 8,
                  batch_wait_timeout_s: float = 0.02):
@@ -97,6 +99,9 @@ class MedQAModel:
         self.pipeline = InferencePipeline(self.model, self.tokenizer)
         self.gpu = torch.cuda.is_available()
         self.lock = asyncio.Lock()  # one forward pass at a time: scoring and generation share the cores
+        # Always the same thread: torch's OpenMP pool belongs to the calling thread, so a
+        # rotating pool of callers (asyncio.to_thread) keeps several pools competing for the cores.
+        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medqa-model")
         self.max_batch_size = max_batch_size
         self.waiting: dict[str, deque] = {"score": deque(), "generate": deque()}
         self.batch_sizes = {"score": Tally(), "generate": Tally()}
@@ -132,7 +137,7 @@ class MedQAModel:
         self.batch_sizes[kind][len(merged)] += 1
         started = time.perf_counter()
         try:
-            results = await asyncio.to_thread(work, merged)
+            results = await asyncio.get_running_loop().run_in_executor(self.model_thread, work, merged)
         except Exception as err:  # noqa: BLE001 - every caller in the batch gets the error
             for _, future in group:
                 if not future.done():
@@ -288,6 +293,12 @@ def _replica_gone(err: BaseException) -> bool:
     return isinstance(err, (ActorDiedError, ActorUnavailableError, RayActorError))
 
 
+def _discard(task: asyncio.Future) -> None:
+    """Cancel work whose result is no longer wanted, without an unretrieved-exception warning."""
+    task.cancel()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
 @serve.deployment(name="MedQAIngress", max_ongoing_requests=256)
 @serve.ingress(app)
 class MedQAIngress:
@@ -399,13 +410,21 @@ class MedQAIngress:
         rid = self._admit(request, body.question)
         context = body.patient_context.model_dump() if body.patient_context else None
         text = policy.mcq_safety_text(body.question, body.options)
-        decision, report = await self._screen(text, body.use_safety, context, "mcq", rid)
+        # Score while the input is screened: scoring only reads the question, and its result
+        # is used only if the screen lets the question through.
+        scoring = asyncio.ensure_future(self._call(self.model, "score", {"question": body.question, "options": body.options}))
+        try:
+            decision, report = await self._screen(text, body.use_safety, context, "mcq", rid)
+        except BaseException:
+            _discard(scoring)
+            raise
         elapsed = lambda: (time.perf_counter() - start) * 1000  # noqa: E731
         if decision != policy.ANSWER:
+            _discard(scoring)
             message = policy.emergency_message(report) if decision == policy.EMERGENCY else policy.refusal_message(report)
             return {"abstained": True, "emergency": decision == policy.EMERGENCY, "refused": decision == policy.REFUSE,
                     "message": message, "safety_report": report, "inference_time_ms": elapsed(), "request_id": rid}
-        scored = await self._call(self.model, "score", {"question": body.question, "options": body.options})
+        scored = await scoring
         if "error" in scored:
             raise ApiError(422, scored["error"])
         threshold = self.abstain_threshold if body.abstain_threshold is None else body.abstain_threshold

@@ -117,7 +117,7 @@ class MCQResponse(BaseModel):
     abstained: bool
     refused: bool = False
     emergency: bool = False
-    message: Optional[str] = Field(None, description="Emergency notice or refusal reason when the model was not asked.")
+    message: Optional[str] = Field(None, description="Emergency notice or refusal reason when no model answer is given.")
     safety_report: SafetyReport
     inference_time_ms: float
     request_id: str

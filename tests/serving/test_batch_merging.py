@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -18,6 +19,7 @@ def bare_model(max_batch_size: int):
     model.lock, model.max_batch_size = asyncio.Lock(), max_batch_size
     model.waiting = {"score": deque(), "generate": deque()}
     model.batch_sizes = {"score": Counter(), "generate": Counter()}
+    model.model_thread = ThreadPoolExecutor(max_workers=1)
     return model
 
 
