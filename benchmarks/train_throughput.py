@@ -89,14 +89,62 @@ def plain_hf(cfg, data: list[tuple[dict, int]], steps: int, eval_data: list | No
             "tokens_per_s": tokens / out.metrics["train_runtime"]}
 
 
+class ProcessCpu:
+    """Samples the CPU seconds of this process's descendants (a local Ray's processes) once a
+    second, keeping each process's last reading: what Ray's own processes cost beside the worker."""
+
+    def __init__(self):
+        import threading
+
+        self.seen: dict[int, tuple[str, float]] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self.stop.wait(1.0):
+            for proc in psutil.Process().children(recursive=True):
+                try:
+                    times = proc.cpu_times()
+                    self.seen[proc.pid] = (" ".join(proc.cmdline())[:80], times.user + times.system)
+                except psutil.Error:
+                    pass
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    @staticmethod
+    def role(cmd: str) -> str:
+        """`ray::RayTrainWorker...` for actors, the script for Python helpers, else the binary."""
+        if "ray::" in cmd:
+            return "ray::" + cmd.split("ray::", 1)[1].split()[0]
+        parts = cmd.split() or ["?"]
+        return next((Path(p).name for p in parts if p.endswith(".py")), Path(parts[0]).name)
+
+    def by_role(self) -> dict[str, float]:
+        """CPU seconds per process kind (the Train worker vs each Ray helper), largest first."""
+        roles: dict[str, float] = {}
+        for cmd, seconds in self.seen.values():
+            roles[self.role(cmd)] = roles.get(self.role(cmd), 0.0) + seconds
+        return {k: round(v, 1) for k, v in sorted(roles.items(), key=lambda kv: -kv[1])}
+
+
 def ray_one_worker(cfg, data_dir: Path, data: list[tuple[dict, int]], steps: int) -> dict:
     from medqa.training.trainer import init_ray, run_training
 
-    init_ray(cfg)
-    summary, _ = run_training(cfg)
+    with ProcessCpu() as cpu:
+        init_ray(cfg)
+        summary, _ = run_training(cfg)
     tokens = sum(n for _, n in data[:steps])  # same rows, same order: 1 worker reads the whole split
     return {"train_runtime": summary["train_runtime_s"], "tokens": tokens,
-            "tokens_per_s": tokens / summary["train_runtime_s"], "wall_time_s": summary["wall_time_s"]}
+            "tokens_per_s": tokens / summary["train_runtime_s"], "wall_time_s": summary["wall_time_s"],
+            "cpu_seconds_by_process": cpu.by_role(), "worker_niceness": os.environ.get("RAY_worker_niceness", "15 (Ray's default)")}
 
 
 def memory(model: str) -> dict:

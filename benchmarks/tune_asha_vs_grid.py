@@ -1,11 +1,12 @@
 """ASHA vs the full grid over the same space and max_t (tiny model, CPU).
 
-    .venv/bin/python benchmarks/tune_asha_vs_grid.py [--size small|large] [--lr-order ascending|mixed] [--out runs/bench-tune]
+    .venv/bin/python benchmarks/tune_asha_vs_grid.py [--size small|large|deep] [--lr-order ascending|mixed] [--out runs/bench-tune]
 
 Both searches run the same grid (lora_r x learning rates) on one local Ray.
 `small`: r {4, 8} x 4 learning rates, max_t 6, reduction factor 2 (8 trials).
 `large`: r {4, 8, 16} x 9 learning rates, max_t 9, reduction factor 3 (27
 trials: rungs at 1, 3 and 9, the shape ASHA is meant for).
+`deep`: the `large` grid with max_t 16 and reduction factor 4 (rungs at 1, 4, 16).
 `ascending` learning rates put the worst trials first on this model and each
 next trial beats the last: the hard case for ASHA. `mixed` is a fixed shuffle.
 One local Ray with 4 logical CPUs (2 trials at once, 1 Train worker each). The
@@ -24,10 +25,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+LARGE_LRS = [1e-5, 2.5e-5, 6e-5, 1.5e-4, 4e-4, 1e-3, 2.5e-3, 6e-3, 1.5e-2]
 # size -> (lora_r values, learning rates in ascending order, max_t, reduction factor)
 SIZES = {
     "small": ([4, 8], [1e-5, 1e-4, 1e-3, 1e-2], 6, 2),
-    "large": ([4, 8, 16], [1e-5, 2.5e-5, 6e-5, 1.5e-4, 4e-4, 1e-3, 2.5e-3, 6e-3, 1.5e-2], 9, 3),
+    "large": ([4, 8, 16], LARGE_LRS, 9, 3),
+    "deep": ([4, 8, 16], LARGE_LRS, 16, 4),
 }
 MIXED = [5, 0, 8, 2, 6, 1, 7, 3, 4]  # a fixed shuffle of positions (the first len(lrs) that fit)
 
