@@ -101,6 +101,9 @@ def test_harmful_request_is_refused_with_a_reason(serve_url):
     assert "because" in body["response"] and "harm" in body["response"]  # a refusal that gives its reason
     chat = post(serve_url, "/v1/chat/completions", {"messages": [{"role": "user", "content": HARMFUL}]}).json()
     assert chat["choices"][0]["finish_reason"] == "content_filter"
+    # /v1/mcq scores while it screens; a refused question still gets no answer and no scores.
+    mcq = post(serve_url, "/v1/mcq", {"question": HARMFUL, "options": OPTIONS}).json()
+    assert mcq["refused"] is True and mcq["answer_index"] is None and mcq["probabilities"] == []
 
 
 def test_interaction_warning_is_attached(serve_url):
