@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -251,4 +252,13 @@ def init_ray(cfg: Config) -> None:
         ray.init(address=os.environ["RAY_ADDRESS"])
         return
     needed = cfg.training.num_workers * cfg.training.cpus_per_worker + 1
-    ray.init(num_cpus=max(os.cpu_count() or 1, needed), include_dashboard=False)
+    ray.init(num_cpus=max(os.cpu_count() or 1, needed), include_dashboard=False,
+             runtime_env={"worker_process_setup_hook": quiet_placement_group_cleaner})
+
+
+def quiet_placement_group_cleaner() -> None:
+    """Worker setup hook for a local Ray without a dashboard: Ray Train's PlacementGroupCleaner
+    asks the dashboard's state API whether the controller lives, and without one it warns about
+    that every second of the run. Its job is done here by Ray at driver exit, and for stopped
+    Tune trials by medqa.tuning.janitor."""
+    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
