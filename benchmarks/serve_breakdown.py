@@ -14,16 +14,16 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 
 import requests
 
-DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "medmcqa_dev_public.jsonl"
+from serve import load_questions, percentile  # benchmarks/serve.py: same questions, same percentile
+
 PORT = 8011
 
 
 def p50(values: list[float]) -> float:
-    return round(sorted(values)[len(values) // 2], 1)
+    return round(percentile(values, 50), 1)
 
 
 def timed(fn, items) -> list[float]:
@@ -46,8 +46,7 @@ def main() -> None:
     from medqa.modeling.loading import load_model, load_tokenizer
     from medqa.serving.app import BuildArgs, build_app
 
-    rows = [json.loads(line) for line in DEV.open()][:20]
-    questions = [{"question": r["question"], "options": [r["opa"], r["opb"], r["opc"], r["opd"]]} for r in rows]
+    questions = load_questions(20)
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": PORT})
     serve.run(build_app(BuildArgs(model="smollm2-135m", num_replicas=1, model_num_cpus=2, small_num_cpus=0.25,

@@ -37,15 +37,13 @@ def split_heldout(n: int, work: Path) -> tuple[Path, Path]:
     return work / "train.jsonl", work / "heldout.jsonl"
 
 
-def heldout_scores(model_cfg, adapter: str | None, heldout: Path) -> dict:
+def heldout_scores(model_cfg, adapter: str | None, records: list) -> dict:
     """Accuracy, the share of each predicted letter and the mean probability of the right
     letter (an adapter that moves probabilities but not the argmax shows up here)."""
-    from medqa.data.sources import read_records
     from medqa.evaluation.mcq import score_records
     from medqa.modeling.loading import load_model, load_tokenizer
     from medqa.modeling.lora import load_adapter
 
-    records, _ = read_records(str(heldout))
     model = load_model(model_cfg)
     if adapter:
         model = load_adapter(model, adapter)
@@ -55,7 +53,6 @@ def heldout_scores(model_cfg, adapter: str | None, heldout: Path) -> dict:
         "accuracy": sum(s.predicted_index == r.answer_index for s, r in zip(scores, records)) / len(records),
         "predicted_share": {k: round(predicted[k] / len(records), 3) for k in "ABCD"},
         "mean_p_answer": round(sum(s.probabilities[r.answer_index] for s, r in zip(scores, records)) / len(records), 4),
-        "records": records,
     }
 
 
@@ -67,6 +64,7 @@ def main() -> None:
     a = p.parse_args()
 
     from medqa.config import load_config
+    from medqa.data.sources import read_records
     from medqa.training.trainer import init_ray, run_training
 
     work = Path(tempfile.mkdtemp(prefix="medqa-real-"))
@@ -74,21 +72,19 @@ def main() -> None:
     cfg = load_config(REPO / "jobs/configs/smollm2_qlora.yaml", [
         f"data.source={train_src}", f"data.eval_source={heldout}", f"data.output_dir={work / 'data'}",
         f"training.storage_path={work / 'runs'}", f"training.max_steps={a.limit_steps}"])
-    before = heldout_scores(cfg.model, None, heldout)
-    records = before.pop("records")
-    answers = collections.Counter(r.answer_index for r in records)
+    records, _ = read_records(str(heldout))
+    before = heldout_scores(cfg.model, None, records)
+    majority = max(collections.Counter(r.answer_index for r in records).values()) / len(records)
     if a.adapter:
-        after = heldout_scores(cfg.model, a.adapter, heldout)
-        after.pop("records")
+        after = heldout_scores(cfg.model, a.adapter, records)
         print(json.dumps({"heldout": len(records), "before": before, "after": after,
-                          "majority_baseline": max(answers.values()) / len(records)}, indent=2))
+                          "majority_baseline": majority}, indent=2))
         return
     started = time.perf_counter()
     init_ray(cfg)
     summary, _ = run_training(cfg)
     wall = time.perf_counter() - started
-    after = heldout_scores(cfg.model, summary["checkpoint"], heldout)
-    after.pop("records")
+    after = heldout_scores(cfg.model, summary["checkpoint"], records)
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -96,7 +92,7 @@ def main() -> None:
     train_tokens = pc.sum(pq.read_table(work / "data" / "train", columns=["length"])["length"]).as_py()
     print(json.dumps({
         "heldout": len(records), "before": before, "after": after,
-        "majority_baseline": max(answers.values()) / len(records), "chance": 0.25,
+        "majority_baseline": majority, "chance": 0.25,
         "train_steps": summary["global_step"], "train_runtime_s": summary["train_runtime_s"],
         "tokens_per_s": train_tokens / summary["train_runtime_s"] if a.limit_steps <= 0 else None,
         "wall_time_s": round(wall, 1),

@@ -131,7 +131,8 @@ class ProcessCpu:
         """CPU seconds per process kind (the Train worker vs each Ray helper), largest first."""
         roles: dict[str, float] = {}
         for cmd, seconds in self.seen.values():
-            roles[self.role(cmd)] = roles.get(self.role(cmd), 0.0) + seconds
+            role = self.role(cmd)
+            roles[role] = roles.get(role, 0.0) + seconds
         return {k: round(v, 1) for k, v in sorted(roles.items(), key=lambda kv: -kv[1])}
 
 
