@@ -1,6 +1,6 @@
-"""Training benchmarks (one run each, ratios against a baseline in the same run).
+"""Training benchmarks (ratios against a baseline in the same run).
 
-    .venv/bin/python benchmarks/train_throughput.py --model smollm2-135m --steps 8 --rows 400
+    .venv/bin/python benchmarks/train_throughput.py   # SmolLM2-135M, 36 steps, 160 rows, 3 rounds
 
 1. Ray Train, 1 worker vs a plain single-process HF Trainer + PEFT: same model,
    prepared data, batches and steps, one evaluation and one checkpoint at the
@@ -13,6 +13,11 @@
 3. Peak memory of the base: 4-bit NF4 vs fp32 (`get_memory_footprint`, and
    RSS growth while loading). Goal <= 0.4.
 
+The first two run `--repeats` rounds, interleaved, with the order reversed
+every other round so that drift in a shared VM's speed falls on both sides;
+the reported ratio is the median of the per-round ratios (each round's own
+figures are kept beside it).
+
 Data: the first `--rows` rows of ../shared/data/medmcqa_dev_public.jsonl through
 the project's data pipeline (never copied into the repo).
 """
@@ -23,6 +28,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -91,27 +97,34 @@ def plain_hf(cfg, data: list[tuple[dict, int]], steps: int, eval_data: list | No
 
 class ProcessCpu:
     """Samples the CPU seconds of this process's descendants (a local Ray's processes) once a
-    second, keeping each process's last reading: what Ray's own processes cost beside the worker."""
+    second, keeping each process's last reading less what it had used before: what Ray's own
+    processes cost beside the worker while the block runs."""
 
     def __init__(self):
         import threading
 
         self.seen: dict[int, tuple[str, float]] = {}
+        self.before: dict[int, float] = {}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
+    def _sample(self) -> None:
         import psutil
 
+        for proc in psutil.Process().children(recursive=True):
+            try:
+                times = proc.cpu_times()
+                self.seen[proc.pid] = (" ".join(proc.cmdline())[:80], times.user + times.system)
+            except psutil.Error:
+                pass
+
+    def _run(self) -> None:
         while not self.stop.wait(1.0):
-            for proc in psutil.Process().children(recursive=True):
-                try:
-                    times = proc.cpu_times()
-                    self.seen[proc.pid] = (" ".join(proc.cmdline())[:80], times.user + times.system)
-                except psutil.Error:
-                    pass
+            self._sample()
 
     def __enter__(self):
+        self._sample()
+        self.before = {pid: seconds for pid, (_, seconds) in self.seen.items()}
         self.thread.start()
         return self
 
@@ -130,18 +143,23 @@ class ProcessCpu:
     def by_role(self) -> dict[str, float]:
         """CPU seconds per process kind (the Train worker vs each Ray helper), largest first."""
         roles: dict[str, float] = {}
-        for cmd, seconds in self.seen.values():
+        for pid, (cmd, seconds) in self.seen.items():
             role = self.role(cmd)
-            roles[role] = roles.get(role, 0.0) + seconds
+            roles[role] = roles.get(role, 0.0) + seconds - self.before.get(pid, 0.0)
         return {k: round(v, 1) for k, v in sorted(roles.items(), key=lambda kv: -kv[1])}
 
 
 def ray_one_worker(cfg, data_dir: Path, data: list[tuple[dict, int]], steps: int) -> dict:
+    """One `medqa train` run on its own local Ray, shut down afterwards so that no plain round
+    trains beside an idle Ray."""
+    import ray
+
     from medqa.training.trainer import init_ray, run_training
 
     with ProcessCpu() as cpu:
         init_ray(cfg)
         summary, _ = run_training(cfg)
+        ray.shutdown()
     tokens = sum(n for _, n in data[:steps])  # same rows, same order: 1 worker reads the whole split
     return {"train_runtime": summary["train_runtime_s"], "tokens": tokens,
             "tokens_per_s": tokens / summary["train_runtime_s"], "wall_time_s": summary["wall_time_s"],
@@ -168,14 +186,28 @@ def memory(model: str) -> dict:
     return out
 
 
+def rounds(repeats: int, names: list[str]) -> list[list[str]]:
+    """The order of each round: as given, then reversed, alternately."""
+    return [names if r % 2 == 0 else names[::-1] for r in range(repeats)]
+
+
+def median_ratio(runs: dict[str, list[dict]], name: str, baseline: str) -> dict:
+    """Per-round tokens/s ratios of `name` over `baseline`, and their median."""
+    ratios = [round(a["tokens_per_s"] / b["tokens_per_s"], 3) for a, b in zip(runs[name], runs[baseline])]
+    return {"per_round": ratios, "median": round(statistics.median(ratios), 2)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--steps", type=int, default=8)
-    p.add_argument("--rows", type=int, default=400)
+    p.add_argument("--steps", type=int, default=36)
+    p.add_argument("--rows", type=int, default=160)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--max-length", type=int, default=384)
     p.add_argument("--only", choices=["memory", "batching", "ray"], default=None)
+    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds of each comparison")
+    p.add_argument("--strategies", default="padding,group_by_length,packing",
+                   help="batching strategies to compare (padding is the baseline and always runs)")
     a = p.parse_args()
 
     from medqa.config import load_config
@@ -194,14 +226,15 @@ def main() -> None:
         data_dir = work / "data"
         pad_id = load_tokenizer(a.model).pad_token_id
     if a.only in (None, "batching"):
-        res = {}
-        for strategy in ("padding", "group_by_length", "packing"):
-            cfg = load_config(None, base + [f"training.batching={strategy}"])
-            data = batches(data_dir, strategy, a.batch_size, a.max_length, pad_id)
-            res[strategy] = plain_hf(cfg, data, len(data)) | {"steps": len(data)}
-        for s in ("group_by_length", "packing"):
-            res[f"ratio_{s}_vs_padding"] = round(res[s]["tokens_per_s"] / res["padding"]["tokens_per_s"], 2)
-        results["batching"] = res
+        strategies = ["padding"] + [x for x in a.strategies.split(",") if x != "padding"]
+        runs: dict[str, list[dict]] = {x: [] for x in strategies}
+        for order in rounds(a.repeats, strategies):
+            for strategy in order:
+                cfg = load_config(None, base + [f"training.batching={strategy}"])
+                data = batches(data_dir, strategy, a.batch_size, a.max_length, pad_id)
+                runs[strategy].append(plain_hf(cfg, data, len(data)) | {"steps": len(data)})
+        results["batching"] = {"runs": runs} | {
+            f"ratio_{x}_vs_padding": median_ratio(runs, x, "padding") for x in strategies[1:]}
     if a.only in (None, "ray"):
         # The worker gets every core, as the plain process does: Ray sets OMP_NUM_THREADS to the
         # worker's CPU count, so a 1-CPU worker would train on one torch thread.
@@ -211,10 +244,12 @@ def main() -> None:
         # Same work on both sides: the Ray worker evaluates and checkpoints at the last step,
         # so the plain Trainer does too (train_runtime covers both).
         validation = batches(data_dir, "padding", a.batch_size, a.max_length, pad_id, split="validation")
-        plain = plain_hf(cfg, data, a.steps, eval_data=validation)
-        ray = ray_one_worker(cfg, data_dir, data, a.steps)
-        results["ray_vs_plain"] = {"plain": plain, "ray_1_worker": ray,
-                                   "ratio": round(ray["tokens_per_s"] / plain["tokens_per_s"], 2)}
+        runs = {"plain": [], "ray_1_worker": []}
+        for order in rounds(a.repeats, list(runs)):
+            for side in order:
+                runs[side].append(plain_hf(cfg, data, a.steps, eval_data=validation) if side == "plain"
+                                  else ray_one_worker(cfg, data_dir, data, a.steps))
+        results["ray_vs_plain"] = {"runs": runs, "ratio": median_ratio(runs, "ray_1_worker", "plain")}
     print(json.dumps(results, indent=2))
 
 
