@@ -30,7 +30,9 @@ import os
 import resource
 import statistics
 import tempfile
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "medmcqa_dev_public.jsonl"
@@ -149,7 +151,7 @@ class ProcessCpu:
         return {k: round(v, 1) for k, v in sorted(roles.items(), key=lambda kv: -kv[1])}
 
 
-def ray_one_worker(cfg, data_dir: Path, data: list[tuple[dict, int]], steps: int) -> dict:
+def ray_one_worker(cfg, data: list[tuple[dict, int]], steps: int) -> dict:
     """One `medqa train` run on its own local Ray, shut down afterwards so that no plain round
     trains beside an idle Ray."""
     import ray
@@ -186,9 +188,15 @@ def memory(model: str) -> dict:
     return out
 
 
-def rounds(repeats: int, names: list[str]) -> list[list[str]]:
-    """The order of each round: as given, then reversed, alternately."""
-    return [names if r % 2 == 0 else names[::-1] for r in range(repeats)]
+def interleaved(repeats: int, measure: dict[str, Callable[[], dict]]) -> dict[str, list[dict]]:
+    """Each measurement `repeats` times, one of each per round, in the given order and then
+    reversed, alternately; results by name, in round order."""
+    names = list(measure)
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            runs[name].append(measure[name]())
+    return runs
 
 
 def median_ratio(runs: dict[str, list[dict]], name: str, baseline: str) -> dict:
@@ -226,13 +234,13 @@ def main() -> None:
         data_dir = work / "data"
         pad_id = load_tokenizer(a.model).pad_token_id
     if a.only in (None, "batching"):
+        def one_pass(strategy: str) -> dict:
+            cfg = load_config(None, base + [f"training.batching={strategy}"])
+            data = batches(data_dir, strategy, a.batch_size, a.max_length, pad_id)
+            return plain_hf(cfg, data, len(data)) | {"steps": len(data)}
+
         strategies = ["padding"] + [x for x in a.strategies.split(",") if x != "padding"]
-        runs: dict[str, list[dict]] = {x: [] for x in strategies}
-        for order in rounds(a.repeats, strategies):
-            for strategy in order:
-                cfg = load_config(None, base + [f"training.batching={strategy}"])
-                data = batches(data_dir, strategy, a.batch_size, a.max_length, pad_id)
-                runs[strategy].append(plain_hf(cfg, data, len(data)) | {"steps": len(data)})
+        runs = interleaved(a.repeats, {x: partial(one_pass, x) for x in strategies})
         results["batching"] = {"runs": runs} | {
             f"ratio_{x}_vs_padding": median_ratio(runs, x, "padding") for x in strategies[1:]}
     if a.only in (None, "ray"):
@@ -244,11 +252,8 @@ def main() -> None:
         # Same work on both sides: the Ray worker evaluates and checkpoints at the last step,
         # so the plain Trainer does too (train_runtime covers both).
         validation = batches(data_dir, "padding", a.batch_size, a.max_length, pad_id, split="validation")
-        runs = {"plain": [], "ray_1_worker": []}
-        for order in rounds(a.repeats, list(runs)):
-            for side in order:
-                runs[side].append(plain_hf(cfg, data, a.steps, eval_data=validation) if side == "plain"
-                                  else ray_one_worker(cfg, data_dir, data, a.steps))
+        runs = interleaved(a.repeats, {"plain": partial(plain_hf, cfg, data, a.steps, eval_data=validation),
+                                       "ray_1_worker": partial(ray_one_worker, cfg, data, a.steps)})
         results["ray_vs_plain"] = {"runs": runs, "ratio": median_ratio(runs, "ray_1_worker", "plain")}
     print(json.dumps(results, indent=2))
 
