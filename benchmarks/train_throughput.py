@@ -7,9 +7,8 @@
    last step on both sides; tokens/s over the Trainer's own `train_runtime`
    (startup excluded on both sides). Goal >= 0.9.
 2. Batching: naive padding vs length grouping vs packing in the plain Trainer,
-   each over one full pass of the same training rows (so every strategy trains
-   on exactly the same tokens); non-pad tokens/s. Goal >= 1.5 for the chosen
-   strategy.
+   each over one epoch of the same training rows (so every strategy trains on
+   the same tokens); non-pad tokens/s. Goal >= 1.5 for the chosen strategy.
 3. Peak memory of the base: 4-bit NF4 vs fp32 (`get_memory_footprint`, and
    RSS growth while loading). Goal <= 0.4.
 
@@ -50,51 +49,32 @@ def prepare(rows: int, out: Path, overrides: list[str]) -> list[str]:
     return overrides
 
 
-def batches(data_dir: Path, strategy: str, batch_size: int, max_length: int, pad_id: int,
-            split: str = "train") -> list[tuple[dict, int]]:
-    """(collated batch, non-pad tokens) exactly as the Ray path builds them (same pure functions)."""
-    import pyarrow.parquet as pq
+def plain_hf(cfg, data_dir: Path, evaluate: bool = False) -> dict:
+    """Single-process HF Trainer + PEFT over the prepared tables, built by the same `make_trainer`,
+    batching and step count (`training.max_steps`, else `training.epochs`) as the Ray worker's.
 
-    from medqa.training.batching import GROUP_WINDOW, collate, group_by_length, pack_rows
-
-    table = pq.read_table(data_dir / split, columns=["input_ids", "labels", "length"]).to_pydict()
-    window = batch_size * GROUP_WINDOW
-    rows: dict[str, list] = {}
-    for start in range(0, len(table["length"]), window):
-        chunk = {k: v[start:start + window] for k, v in table.items()}
-        if strategy == "group_by_length":
-            chunk = group_by_length(chunk)
-        elif strategy == "packing":
-            chunk = pack_rows(chunk, max_length)
-        for k, v in chunk.items():
-            rows.setdefault(k, []).extend(v)
-    n = len(rows["input_ids"])
-    return [(collate({k: v[i:i + batch_size] for k, v in rows.items()}, pad_id), int(sum(rows["length"][i:i + batch_size])))
-            for i in range(0, n, batch_size)]
-
-
-def plain_hf(cfg, data: list[tuple[dict, int]], steps: int, eval_data: list | None = None) -> dict:
-    """Single-process HF Trainer + PEFT on the first `steps` pre-collated batches.
-
-    With `eval_data` it evaluates and saves a checkpoint on the config's schedule, as the
+    With `evaluate` it evaluates and saves a checkpoint on the config's schedule, as the
     Ray worker does; without, it only trains."""
     from medqa.modeling.loading import load_tokenizer
     from medqa.training import hf
+    from medqa.training.batching import total_steps
+    from medqa.training.trainer import load_tables
 
-    args = hf.training_arguments(cfg, tempfile.mkdtemp(), steps)
-    args.per_device_train_batch_size = args.per_device_eval_batch_size = 1
-    if eval_data is None:
+    tables = load_tables(cfg, data_dir)
+    args = hf.training_arguments(cfg, tempfile.mkdtemp(), total_steps(tables["train"].num_rows, cfg.training))
+    if not evaluate:
         args.eval_strategy = "no"
         args.save_strategy = "no"
     args.report_to = []
-    trainer = hf.MedqaTrainer(model=hf.build_model(cfg), args=args, train_dataset=[b for b, _ in data[:steps]],
-                              eval_dataset=[b for b, _ in eval_data] if eval_data else None,
-                              data_collator=lambda xs: xs[0], processing_class=load_tokenizer(cfg.model))
+    trainer = hf.make_trainer(args, hf.build_model(cfg), load_tokenizer(cfg.model), tables["train"],
+                              tables["validation"] if evaluate else None)
     out = trainer.train()
-    tokens = sum(n for _, n in data[:steps])
-    padded = sum(b["input_ids"].numel() for b, _ in data[:steps])
-    return {"train_runtime": out.metrics["train_runtime"], "tokens": tokens, "padded_tokens": padded,
-            "tokens_per_s": tokens / out.metrics["train_runtime"]}
+    return throughput(trainer.state.num_input_tokens_seen, out.metrics["train_runtime"])
+
+
+def throughput(tokens: int, seconds: float) -> dict:
+    """Non-pad tokens the Trainer counted (`include_num_input_tokens_seen`) per second of training."""
+    return {"train_runtime": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds}
 
 
 class ProcessCpu:
@@ -151,7 +131,7 @@ class ProcessCpu:
         return {k: round(v, 1) for k, v in sorted(roles.items(), key=lambda kv: -kv[1])}
 
 
-def ray_one_worker(cfg, data: list[tuple[dict, int]], steps: int) -> dict:
+def ray_one_worker(cfg) -> dict:
     """One `medqa train` run on its own local Ray, shut down afterwards so that no plain round
     trains beside an idle Ray."""
     import ray
@@ -162,10 +142,8 @@ def ray_one_worker(cfg, data: list[tuple[dict, int]], steps: int) -> dict:
         init_ray(cfg)
         summary, _ = run_training(cfg)
         ray.shutdown()
-    tokens = sum(n for _, n in data[:steps])  # same rows, same order: 1 worker reads the whole split
-    return {"train_runtime": summary["train_runtime_s"], "tokens": tokens,
-            "tokens_per_s": tokens / summary["train_runtime_s"], "wall_time_s": summary["wall_time_s"],
-            "cpu_seconds_by_process": cpu.by_role(), "worker_niceness": os.environ.get("RAY_worker_niceness", "15 (Ray's default)")}
+    return throughput(summary["metrics"]["num_input_tokens_seen"], summary["train_runtime_s"]) | {
+        "wall_time_s": summary["wall_time_s"], "cpu_seconds_by_process": cpu.by_role()}
 
 
 def memory(model: str) -> dict:
@@ -219,7 +197,6 @@ def main() -> None:
     a = p.parse_args()
 
     from medqa.config import load_config
-    from medqa.modeling.loading import load_tokenizer
 
     results: dict = {}
     if a.only in (None, "memory"):
@@ -232,12 +209,10 @@ def main() -> None:
             "training.eval_mcq_limit=0", f"training.eval_steps={a.steps}", f"training.save_steps={a.steps}",
             f"training.storage_path={work / 'runs'}"])
         data_dir = work / "data"
-        pad_id = load_tokenizer(a.model).pad_token_id
     if a.only in (None, "batching"):
         def one_pass(strategy: str) -> dict:
-            cfg = load_config(None, base + [f"training.batching={strategy}"])
-            data = batches(data_dir, strategy, a.batch_size, a.max_length, pad_id)
-            return plain_hf(cfg, data, len(data)) | {"steps": len(data)}
+            cfg = load_config(None, base + [f"training.batching={strategy}", "training.max_steps=-1", "training.epochs=1"])
+            return plain_hf(cfg, data_dir)
 
         strategies = ["padding"] + [x for x in a.strategies.split(",") if x != "padding"]
         runs = interleaved(a.repeats, {x: partial(one_pass, x) for x in strategies})
@@ -248,12 +223,10 @@ def main() -> None:
         # worker's CPU count, so a 1-CPU worker would train on one torch thread.
         cfg = load_config(None, base + ["training.batching=padding", "training.num_workers=1",
                                         f"training.cpus_per_worker={os.cpu_count()}"])
-        data = batches(data_dir, "padding", a.batch_size, a.max_length, pad_id)
         # Same work on both sides: the Ray worker evaluates and checkpoints at the last step,
         # so the plain Trainer does too (train_runtime covers both).
-        validation = batches(data_dir, "padding", a.batch_size, a.max_length, pad_id, split="validation")
-        runs = interleaved(a.repeats, {"plain": partial(plain_hf, cfg, data, a.steps, eval_data=validation),
-                                       "ray_1_worker": partial(ray_one_worker, cfg, data, a.steps)})
+        runs = interleaved(a.repeats, {"plain": partial(plain_hf, cfg, data_dir, evaluate=True),
+                                       "ray_1_worker": partial(ray_one_worker, cfg)})
         results["ray_vs_plain"] = {"runs": runs, "ratio": median_ratio(runs, "ray_1_worker", "plain")}
     print(json.dumps(results, indent=2))
 

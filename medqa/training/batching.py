@@ -1,24 +1,27 @@
-"""Turning tokenised examples into training batches (pure: numpy and torch only).
+"""Turning tokenised examples into training batches (pure: numpy, pyarrow and torch only).
 
 Three strategies, chosen by `training.batching` (benchmarks/RESULTS.md has the
 measurements):
 
-- `padding`: batches in data order, each padded to its own longest example.
-- `group_by_length`: rows are sorted by length inside windows of
-  `GROUP_WINDOW` batches before batching (HF's `LengthGroupedSampler` idea), so
-  a batch holds examples of similar length and carries little padding.
+- `padding`: batches of randomly drawn examples, each padded to its own
+  longest example.
+- `group_by_length`: the Hugging Face `Trainer`'s `LengthGroupedSampler`
+  (`train_sampling_strategy="group_by_length"`, reading the pipeline's
+  `length` column): shuffled mega-batches of up to 50 batches are sorted by
+  length, so a batch holds examples of similar length and carries little
+  padding.
 - `packing`: whole examples are packed first-fit into rows of at most
-  `max_length` tokens. Each row carries `position_ids` that restart at 0 for
-  every example and no attention mask: transformers then builds a
-  block-diagonal causal mask from the position ids
+  `max_length` tokens (`pack_table`, once, on the driver). Each row carries
+  `position_ids` that restart at 0 for every example and no attention mask:
+  transformers then builds a block-diagonal causal mask from the position ids
   (`masking_utils.find_packed_sequence_indices`; only without a KV cache, so
   `use_cache=False` as `load_model` sets), so packed examples never see each
-  other (tests/training/test_pure.py checks the logits match unpacked runs). The unused tail of a row is one more "example" of pad tokens
-  whose labels are -100.
+  other (tests/training/test_pure.py checks the logits match unpacked runs).
+  The unused tail of a row is one more "example" of pad tokens whose labels
+  are -100.
 
-The row transforms (`group_by_length`, `pack_rows`) run in Ray Data
-`map_batches` on the driver's dataset, so workers receive ready rows and only
-pad (`collate`).
+Workers receive ready rows and only pad them (`collate_rows`, the Trainer's
+data collator).
 """
 
 from __future__ import annotations
@@ -29,24 +32,9 @@ from typing import Any
 import numpy as np
 
 IGNORE_INDEX = -100
-GROUP_WINDOW = 16
-"""Batches per length-sorting window; larger windows pad less but shuffle less."""
-
-
-def _rows(batch: dict[str, Any]) -> list[dict[str, Any]]:
-    keys = list(batch)
-    n = len(batch[keys[0]]) if keys else 0
-    return [{k: batch[k][i] for k in keys} for i in range(n)]
-
-
-def _columns(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
-    return {k: [r[k] for r in rows] for k in keys}
-
-
-def group_by_length(batch: dict[str, Any]) -> dict[str, Any]:
-    """Sort one window of rows by length, longest first (a Ray Data `map_batches` fn)."""
-    order = np.argsort(-np.asarray(batch["length"]), kind="stable")
-    return {k: [batch[k][i] for i in order] for k in batch}
+PACK_WINDOW = 256
+"""Examples packed together at a time: first-fit over a window stays cheap and keeps the
+data order roughly intact."""
 
 
 def pack_rows(batch: dict[str, Any], max_length: int) -> dict[str, Any]:
@@ -72,6 +60,24 @@ def pack_rows(batch: dict[str, Any], max_length: int) -> dict[str, Any]:
         out["position_ids"].append(np.concatenate([np.arange(len(x)) for x in ids]).astype(np.int64))
         out["length"].append(sum(len(x) for x in ids))
     return out
+
+
+def pack_table(table: "pa.Table", max_length: int, window: int = PACK_WINDOW) -> "pa.Table":  # noqa: F821
+    """`pack_rows` over consecutive windows of `window` examples, as one Arrow table."""
+    import pyarrow as pa
+
+    columns = table.select(["input_ids", "labels", "length"]).to_pydict()
+    packed: dict[str, list] = {}
+    for start in range(0, table.num_rows, window):
+        chunk = pack_rows({k: v[start:start + window] for k, v in columns.items()}, max_length)
+        for k, v in chunk.items():
+            packed.setdefault(k, []).extend(v)
+    return pa.Table.from_pydict(packed)
+
+
+def collate_rows(rows: list[dict[str, Any]], pad_token_id: int) -> dict[str, "torch.Tensor"]:  # noqa: F821
+    """`collate` for a list of examples (the form a `Trainer` data collator receives)."""
+    return collate({k: [r[k] for r in rows] for k in rows[0]}, pad_token_id)
 
 
 def collate(batch: dict[str, Any], pad_token_id: int) -> dict[str, "torch.Tensor"]:  # noqa: F821
@@ -106,15 +112,16 @@ def _pad_positions(pos: np.ndarray, width: int) -> np.ndarray:
 
 
 def steps_per_epoch(rows: int, batch_size: int, num_workers: int, accumulation: int) -> int:
-    """Optimizer steps in one pass over `rows` examples split evenly across workers.
+    """Optimizer steps in one pass over `rows` examples, as the `Trainer` counts them.
 
-    Ray Data splits the rows equally (dropping the remainder), and each worker
-    yields ceil(share / batch_size) micro-batches.
+    The batches (the last one may be short) are dealt round-robin to the workers
+    (accelerate's even batches: a worker with one batch fewer repeats one), and
+    a partial accumulation at the end of the pass still makes a step.
     """
-    share = rows // num_workers
-    if share == 0:
-        raise ValueError(f"{rows} training rows cannot be split across {num_workers} workers")
-    return max(1, math.ceil(share / batch_size) // accumulation)
+    if rows <= 0:
+        raise ValueError("no training rows: the prepared train split is empty")
+    batches_per_worker = math.ceil(math.ceil(rows / batch_size) / num_workers)
+    return math.ceil(batches_per_worker / accumulation)
 
 
 def total_steps(rows: int, training) -> int:

@@ -7,15 +7,16 @@ plain single-process benchmark baseline and in unit tests.
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from medqa.config import Config, save_config
 from medqa.modeling.loading import load_model, resolve_compute_dtype
 from medqa.modeling.lora import attach_lora
-from medqa.training.batching import warmup_steps
+from medqa.training.batching import collate_rows, warmup_steps
 
 CONFIG_FILENAME = "medqa_config.yaml"
 """The resolved config saved beside every adapter checkpoint."""
@@ -93,6 +94,11 @@ def training_arguments(
         report_to=report_to(cfg),
         run_name=t.run_name,
         remove_unused_columns=False,
+        # The Trainer's own samplers: a fresh shuffle per epoch, length grouping from the
+        # pipeline's `length` column, exact batch skipping on resume.
+        train_sampling_strategy="group_by_length" if t.batching == "group_by_length" else "random",
+        length_column_name="length",
+        include_num_input_tokens_seen="non_padding",
         ddp_find_unused_parameters=False,
         disable_tqdm=True,
         deepspeed=deepspeed_config,
@@ -136,6 +142,24 @@ class MedqaTrainer(Trainer):
         if world > 1 and dist.is_initialized():
             dist.all_reduce(counts)
         return float(counts[0] / counts[1])
+
+
+def make_trainer(args: TrainingArguments, model, tokenizer, train, validation=None, callbacks: Sequence[Any] = (),
+                 mcq_records: Optional[list] = None) -> "MedqaTrainer":
+    """The `Trainer` over prepared token tables (Arrow, as the data pipeline wrote them).
+
+    `datasets.Dataset` wraps the tables without copying them; the `Trainer` then
+    samples, shards across workers and pads (`collate_rows`) as for any map-style dataset.
+    """
+    import datasets
+
+    return MedqaTrainer(
+        model=model, args=args, processing_class=tokenizer,
+        train_dataset=datasets.Dataset(train),
+        eval_dataset=datasets.Dataset(validation) if validation is not None else None,
+        data_collator=partial(collate_rows, pad_token_id=tokenizer.pad_token_id),
+        callbacks=list(callbacks), mcq_records=mcq_records,
+    )
 
 
 class SaveConfigCallback(TrainerCallback):

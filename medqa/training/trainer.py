@@ -1,10 +1,19 @@
-"""The driver side of training: Ray Data inputs, the `TorchTrainer`, the run summary.
+"""The driver side of training: the prepared data, the `TorchTrainer`, the run summary.
 
-`fit(cfg)` is what `medqa train` and `jobs/train.py` call. It reads the data
-pipeline's parquet output with Ray Data (running the pipeline first when the
-prepared data is absent), applies the batching strategy as a `map_batches`
-row transform, and starts `train_loop_per_worker` on `training.num_workers`
-workers. Runs live in `<storage_path>/<run_name>/`: Ray's checkpoints
+`fit(cfg)` is what `medqa train` and `jobs/train.py` call. It reads the token
+columns of the Ray Data pipeline's parquet output (running the pipeline first
+when the prepared data is absent), packs them when `training.batching=packing`,
+puts the tables in Ray's object store once, and starts `train_loop_per_worker`
+on `training.num_workers` workers, which read them from there.
+
+Why not Ray Data shards: the prepared rows are small (the tokens of a few
+hundred thousand questions at most) and the pipeline has done the work on
+them. Streaming them through Ray Data a second time kept a split coordinator,
+a stats actor and a pool of idle workers busy beside every training step,
+which cost Ray Train a tenth of its speed on 2 cores (benchmarks/RESULTS.md).
+The object store reaches every node, as Ray Data's blocks would.
+
+Runs live in `<storage_path>/<run_name>/`: Ray's checkpoints
 (`checkpoint_*/checkpoint/`: adapter, tokenizer, resolved config, trainer
 state), TensorBoard events (`tensorboard/`) and `progress.csv`.
 """
@@ -20,7 +29,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from medqa.config import Config, to_dict
-from medqa.training.batching import GROUP_WINDOW, group_by_length, pack_rows, total_steps
+from medqa.training.batching import pack_table, total_steps
 
 TOKEN_COLUMNS = ["input_ids", "labels", "length"]
 RECORD_COLUMNS = ["id", "question", "options", "answer_index", "explanation", "subject", "topic"]
@@ -105,23 +114,21 @@ def prepared_data_dir(cfg: Config) -> Path:
     return out
 
 
-def load_datasets(cfg: Config, data_dir: Path) -> dict:
-    """Ray Datasets of ready rows: token columns only, batching transform applied, materialised.
+def load_tables(cfg: Config, data_dir: Path) -> dict:
+    """The token columns of both splits as Arrow tables, train packed when `batching=packing`."""
+    import pyarrow.parquet as pq
 
-    Materialising keeps the (small) rows in the object store so that the
-    training workers, which hold the CPUs, never wait on data tasks.
-    """
-    import ray.data
+    tables = {split: pq.read_table(str(data_dir / split), columns=TOKEN_COLUMNS) for split in ("train", "validation")}
+    if cfg.training.batching == "packing":
+        tables["train"] = pack_table(tables["train"], cfg.data.max_length)
+    return tables
 
-    train = ray.data.read_parquet(str(data_dir / "train")).select_columns(TOKEN_COLUMNS)
-    window = cfg.training.batch_size * GROUP_WINDOW
-    if cfg.training.batching == "group_by_length":
-        train = train.map_batches(group_by_length, batch_size=window, batch_format="numpy")
-    elif cfg.training.batching == "packing":
-        train = train.map_batches(pack_rows, fn_kwargs={"max_length": cfg.data.max_length},
-                                  batch_size=window, batch_format="numpy")
-    validation = ray.data.read_parquet(str(data_dir / "validation")).select_columns(TOKEN_COLUMNS)
-    return {"train": train.materialize(), "validation": validation.materialize()}
+
+def share(tables: dict) -> dict:
+    """The tables in Ray's object store: the workers (and Tune's trials) read one copy."""
+    import ray
+
+    return {split: ray.put(table) for split, table in tables.items()}
 
 
 def mcq_records(data_dir: Path, limit: int) -> list[dict]:
@@ -138,7 +145,7 @@ def mcq_records(data_dir: Path, limit: int) -> list[dict]:
 # ---------------------------------------------------------------- trainer
 
 
-def build_trainer(cfg: Config, datasets: dict, loop_config: dict, run_name: str, callbacks: Sequence = ()):
+def build_trainer(cfg: Config, loop_config: dict, run_name: str, callbacks: Sequence = ()):
     """The TorchTrainer for `cfg`; `callbacks` join its RunConfig (Tune adds its reporter here)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -161,18 +168,19 @@ def build_trainer(cfg: Config, datasets: dict, loop_config: dict, run_name: str,
             failure_config=FailureConfig(max_failures=t.max_failures),
             callbacks=list(callbacks),
         ),
-        datasets=datasets,
     )
 
 
-def make_loop_config(cfg: Config, run_name: str, rows: int, resume_path: Optional[str],
+def make_loop_config(cfg: Config, run_name: str, data: dict, rows: int, resume_path: Optional[str],
                      records: list[dict]) -> dict:
+    """What every worker receives: the config, the data's object refs (`share`), the schedule."""
     from medqa.training.deepspeed import deepspeed_config
 
     run_dir = Path(storage_root(cfg)) / run_name
     local = not is_uri(cfg.training.storage_path)
     return {
         "config": to_dict(cfg),
+        "data": data,
         "max_steps": total_steps(rows, cfg.training),
         "resume_path": resume_path,
         "mcq_records": records,
@@ -191,11 +199,11 @@ def run_training(cfg: Config) -> tuple[dict[str, Any], Any]:
     """(summary, Ray `Result`); the result's `return_value` holds rank 0's probe logits."""
     data_dir = prepared_data_dir(cfg)
     run_name, resume_path = resolve_run(cfg)
-    datasets = load_datasets(cfg, data_dir)
+    tables = load_tables(cfg, data_dir)
     records = mcq_records(data_dir, cfg.training.eval_mcq_limit)
-    loop_config = make_loop_config(cfg, run_name, datasets["train"].count(), resume_path, records)
+    loop_config = make_loop_config(cfg, run_name, share(tables), tables["train"].num_rows, resume_path, records)
     started = time.perf_counter()
-    result = build_trainer(cfg, datasets, loop_config, run_name).fit()
+    result = build_trainer(cfg, loop_config, run_name).fit()
     summary = summarise(result, loop_config, time.perf_counter() - started)
     returned = result.return_value or {}
     summary["resumed_from_step"] = returned.get("resumed_from_step")

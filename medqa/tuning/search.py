@@ -56,7 +56,7 @@ def concurrency(t: TuningConfig, tr: TrainingConfig, cpus: float, gpus: float) -
 # ---------------------------------------------------------------- the trial
 
 
-def run_trial(config: dict, base: dict, datasets: dict, rows: int, records: list, trial_root: str,
+def run_trial(config: dict, base: dict, data: dict, rows: int, records: list, trial_root: str,
               search_id: str) -> None:
     """One Tune trial: the training engineer's `TorchTrainer` on this trial's config."""
     from ray import tune
@@ -70,8 +70,8 @@ def run_trial(config: dict, base: dict, datasets: dict, rows: int, records: list
     # A fresh Train run per attempt: V2 would otherwise resume a restored
     # trial's old run from its checkpoint while Tune counts iterations from 1.
     run_name = f"{tune.get_context().get_trial_id()}-{time.strftime('%Y%m%d-%H%M%S')}"
-    loop_config = make_loop_config(cfg, run_name, rows, None, records)
-    trainer = build_trainer(cfg, datasets, loop_config, run_name,
+    loop_config = make_loop_config(cfg, run_name, data, rows, None, records)
+    trainer = build_trainer(cfg, loop_config, run_name,
                             callbacks=[TuneReportCallback(), RecordPlacementGroup(search_id)])
     trainer.fit()
 
@@ -126,13 +126,13 @@ def _trainable(cfg: Config, search_dir: str, search_id: str):
     """The trial function with its data bound, reserving `trial_cpus` for the trial itself."""
     from ray import tune
 
-    from medqa.training.trainer import load_datasets, mcq_records, prepared_data_dir
+    from medqa.training.trainer import load_tables, mcq_records, prepared_data_dir, share
 
     data_dir = prepared_data_dir(cfg)
-    datasets = load_datasets(cfg, data_dir)
+    tables = load_tables(cfg, data_dir)
     records = mcq_records(data_dir, cfg.training.eval_mcq_limit)
     bound = tune.with_parameters(
-        run_trial, base=to_dict(cfg), datasets=datasets, rows=datasets["train"].count(), records=records,
+        run_trial, base=to_dict(cfg), data=share(tables), rows=tables["train"].num_rows, records=records,
         trial_root=f"{search_dir}/{TRIAL_RUNS}", search_id=search_id,
     )
     return tune.with_resources(bound, {"CPU": cfg.tuning.trial_cpus})

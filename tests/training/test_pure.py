@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from medqa.config import ConfigError, TrainingConfig, load_config
-from medqa.training.batching import (IGNORE_INDEX, collate, group_by_length, pack_rows, steps_per_epoch,
+from medqa.training.batching import (IGNORE_INDEX, collate, collate_rows, pack_rows, pack_table, steps_per_epoch,
                                      total_steps, warmup_steps)
 from medqa.training.deepspeed import deepspeed_config
 from medqa.training.trainer import final_metrics, resolve_run
@@ -29,11 +29,13 @@ def test_collate_pads_inputs_labels_and_mask():
     assert "position_ids" not in out
 
 
-def test_group_by_length_sorts_longest_first_and_keeps_rows_intact():
-    out = group_by_length(rows([2, 7, 4]))
-    assert list(out["length"]) == [7, 4, 2]
-    assert [len(x) for x in out["input_ids"]] == [7, 4, 2]
-    assert [int(x[-1]) for x in out["labels"]] == [7, 4, 2]
+def test_collate_rows_matches_collate_of_the_same_examples():
+    data = rows([4, 2, 6])
+    examples = [{k: data[k][i] for k in data} for i in range(3)]
+    by_rows, by_columns = collate_rows(examples, pad_token_id=0), collate(data, pad_token_id=0)
+    assert by_rows.keys() == by_columns.keys()
+    for key in by_rows:
+        assert torch.equal(by_rows[key], by_columns[key])
 
 
 @pytest.mark.parametrize("lengths, max_length, n_rows", [
@@ -55,6 +57,19 @@ def test_pack_rows_first_fit_keeps_every_token_and_label(lengths, max_length, n_
     assert n_labels == sum(min(n, max_length) - n // 2 for n in lengths)
 
 
+def test_pack_table_packs_each_window_and_keeps_every_token():
+    import pyarrow as pa
+
+    lengths = [5, 5, 5, 5, 9, 2, 8, 1]
+    table = pa.Table.from_pydict(rows(lengths))
+    packed = pack_table(table, max_length=10, window=4)
+    # Windows never mix: [5, 5, 5, 5] fills 2 rows, [9, 2, 8, 1] fills 2 more.
+    assert packed.num_rows == 4
+    assert packed["length"].to_pylist() == [10, 10, 10, 10]
+    assert sum(len(x) for x in packed["input_ids"].to_pylist()) == sum(lengths)
+    assert set(packed.column_names) == {"input_ids", "labels", "position_ids", "length"}
+
+
 def test_packed_collate_uses_position_ids_and_masks_examples_apart(tiny_model_path):
     """Packed rows give the same loss as the examples run one by one (block-diagonal mask)."""
     from transformers import AutoModelForCausalLM
@@ -72,7 +87,7 @@ def test_packed_collate_uses_position_ids_and_masks_examples_apart(tiny_model_pa
 
 
 @pytest.mark.parametrize("rows_, bs, workers, accum, expected", [
-    (96, 4, 2, 1, 12), (97, 4, 2, 1, 12), (100, 4, 2, 2, 6), (8, 4, 2, 1, 1), (10, 3, 1, 1, 4),
+    (96, 4, 2, 1, 12), (97, 4, 2, 1, 13), (100, 4, 2, 2, 7), (8, 4, 2, 1, 1), (10, 3, 1, 1, 4), (1, 4, 2, 1, 1),
 ])
 def test_steps_per_epoch(rows_, bs, workers, accum, expected):
     assert steps_per_epoch(rows_, bs, workers, accum) == expected
@@ -82,8 +97,8 @@ def test_total_and_warmup_steps():
     assert total_steps(96, TrainingConfig(max_steps=5)) == 5
     assert total_steps(96, TrainingConfig(num_workers=2, batch_size=4, epochs=1.5)) == 18
     assert warmup_steps(18, 0.1) == 2 and warmup_steps(18, 0.0) == 0
-    with pytest.raises(ValueError, match="cannot be split"):
-        steps_per_epoch(1, 4, 2, 1)
+    with pytest.raises(ValueError, match="no training rows"):
+        steps_per_epoch(0, 4, 2, 1)
 
 
 @pytest.mark.parametrize("stage", [2, 3])
