@@ -68,8 +68,23 @@ def plain_hf(cfg, data_dir: Path, evaluate: bool = False) -> dict:
     args.report_to = []
     trainer = hf.make_trainer(args, hf.build_model(cfg), load_tokenizer(cfg.model), tables["train"],
                               tables["validation"] if evaluate else None)
+    sizes = None if evaluate else count_batch_tokens(trainer)
     out = trainer.train()
-    return throughput(trainer.state.num_input_tokens_seen, out.metrics["train_runtime"])
+    result = throughput(trainer.state.num_input_tokens_seen, out.metrics["train_runtime"])
+    return result | {"steps": trainer.state.global_step} | ({"tokens_incl_padding": sum(sizes)} if sizes is not None else {})
+
+
+def count_batch_tokens(trainer) -> list[int]:
+    """Wraps the trainer's collator to record every batch's size in tokens, padding included."""
+    collate, sizes = trainer.data_collator, []
+
+    def counted(rows):
+        batch = collate(rows)
+        sizes.append(batch["input_ids"].numel())
+        return batch
+
+    trainer.data_collator = counted
+    return sizes
 
 
 def throughput(tokens: int, seconds: float) -> dict:
@@ -205,8 +220,9 @@ def main() -> None:
     if a.only in (None, "batching", "ray"):
         base = prepare(a.rows, work, [
             f"model.name={a.model}", f"data.max_length={a.max_length}",
-            f"training.batch_size={a.batch_size}", f"training.max_steps={a.steps}", "training.warmup_ratio=0",
-            "training.eval_mcq_limit=0", f"training.eval_steps={a.steps}", f"training.save_steps={a.steps}",
+            # One worker: the plain side is one process, and steps count one process's batches.
+            "training.num_workers=1", f"training.batch_size={a.batch_size}", f"training.max_steps={a.steps}",
+            "training.warmup_ratio=0", "training.eval_mcq_limit=0", f"training.eval_steps={a.steps}", f"training.save_steps={a.steps}",
             f"training.storage_path={work / 'runs'}"])
         data_dir = work / "data"
     if a.only in (None, "batching"):
@@ -221,8 +237,7 @@ def main() -> None:
     if a.only in (None, "ray"):
         # The worker gets every core, as the plain process does: Ray sets OMP_NUM_THREADS to the
         # worker's CPU count, so a 1-CPU worker would train on one torch thread.
-        cfg = load_config(None, base + ["training.batching=padding", "training.num_workers=1",
-                                        f"training.cpus_per_worker={os.cpu_count()}"])
+        cfg = load_config(None, base + ["training.batching=padding", f"training.cpus_per_worker={os.cpu_count()}"])
         # Same work on both sides: the Ray worker evaluates and checkpoints at the last step,
         # so the plain Trainer does too (train_runtime covers both).
         runs = interleaved(a.repeats, {"plain": partial(plain_hf, cfg, data_dir, evaluate=True),
