@@ -153,10 +153,14 @@ def make_trainer(args: TrainingArguments, model, tokenizer, train, validation=No
     """
     import datasets
 
+    def wrap(table, split: str):
+        # A given fingerprint spares `datasets` hashing the whole table (nothing here caches
+        # transforms); in a Ray worker that hashing also printed bytecode through dill.
+        return datasets.Dataset(table, fingerprint=f"medqa-{split}") if table is not None else None
+
     return MedqaTrainer(
         model=model, args=args, processing_class=tokenizer,
-        train_dataset=datasets.Dataset(train),
-        eval_dataset=datasets.Dataset(validation) if validation is not None else None,
+        train_dataset=wrap(train, "train"), eval_dataset=wrap(validation, "validation"),
         data_collator=partial(collate_rows, pad_token_id=tokenizer.pad_token_id),
         callbacks=list(callbacks), mcq_records=mcq_records,
     )
