@@ -10,7 +10,7 @@ any (near-)duplicate of a held-out question from training. Reports held-out
 accuracy (letter scoring, the evaluation scorer), the share of each predicted
 letter and the mean probability of the right letter, before and after one epoch;
 the majority-class baseline of the held-out answers, training tokens/s, the
-driver's peak RSS and wall time. About 35 minutes on 2 CPU cores (27 of them
+driver's peak RSS and wall time. About 30 minutes on 2 CPU cores (23 of them
 training: 158 steps of 2 workers x 2 x 4 examples).
 """
 
