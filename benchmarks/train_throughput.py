@@ -71,7 +71,10 @@ def plain_hf(cfg, data_dir: Path, evaluate: bool = False) -> dict:
     sizes = None if evaluate else count_batch_tokens(trainer)
     out = trainer.train()
     result = throughput(trainer.state.num_input_tokens_seen, out.metrics["train_runtime"])
-    return result | {"steps": trainer.state.global_step} | ({"tokens_incl_padding": sum(sizes)} if sizes is not None else {})
+    result["steps"] = trainer.state.global_step
+    if sizes is not None:
+        result["tokens_incl_padding"] = sum(sizes)
+    return result
 
 
 def count_batch_tokens(trainer) -> list[int]:
@@ -222,12 +225,13 @@ def main() -> None:
             f"model.name={a.model}", f"data.max_length={a.max_length}",
             # One worker: the plain side is one process, and steps count one process's batches.
             "training.num_workers=1", f"training.batch_size={a.batch_size}", f"training.max_steps={a.steps}",
-            "training.warmup_ratio=0", "training.eval_mcq_limit=0", f"training.eval_steps={a.steps}", f"training.save_steps={a.steps}",
-            f"training.storage_path={work / 'runs'}"])
+            "training.warmup_ratio=0", "training.eval_mcq_limit=0", f"training.eval_steps={a.steps}",
+            f"training.save_steps={a.steps}", f"training.storage_path={work / 'runs'}"])
         data_dir = work / "data"
     if a.only in (None, "batching"):
         def one_pass(strategy: str) -> dict:
-            cfg = load_config(None, base + [f"training.batching={strategy}", "training.max_steps=-1", "training.epochs=1"])
+            one_epoch = ["training.max_steps=-1", "training.epochs=1"]
+            cfg = load_config(None, base + [f"training.batching={strategy}"] + one_epoch)
             return plain_hf(cfg, data_dir)
 
         strategies = ["padding"] + [x for x in a.strategies.split(",") if x != "padding"]

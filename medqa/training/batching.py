@@ -66,7 +66,7 @@ def pack_table(table: "pa.Table", max_length: int, window: int = PACK_WINDOW) ->
     """`pack_rows` over consecutive windows of `window` examples, as one Arrow table."""
     import pyarrow as pa
 
-    columns = table.select(["input_ids", "labels", "length"]).to_pydict()
+    columns = table.to_pydict()
     packed: dict[str, list] = {}
     for start in range(0, table.num_rows, window):
         chunk = pack_rows({k: v[start:start + window] for k, v in columns.items()}, max_length)
