@@ -18,6 +18,7 @@ from itertools import combinations
 from pathlib import Path
 from typing import Iterable
 
+from medqa.safety.context import as_context
 from medqa.safety.text import CLASS_PREFIX, DrugLexicon, class_members, display_name
 
 SEVERITIES = ("minor", "moderate", "major")
@@ -178,7 +179,7 @@ class InteractionChecker:
         """Canonical names in `text`; an unknown name is kept as written (lower case)."""
         return [m.name for m in self.lexicon.find(text)] or [text.strip().lower()]
 
-    def check(self, text: str, patient_context: dict | None = None) -> list[dict]:
+    def check(self, text: str, patient_context=None) -> list[dict]:
         """Interacting pairs among the drugs named in `text` plus the patient's
         current medications (`patient_context["medications"]`). Two drugs named as
         alternatives ("Is Aleve stronger than Advil?") are not taken together."""
@@ -189,10 +190,10 @@ class InteractionChecker:
         hits = self.table.among([m.name for m in mentions] + self.context_drugs(patient_context))
         return [i.as_dict() for i in hits if not _alternatives(text, spans, i)]
 
-    def context_drugs(self, patient_context: dict | None) -> list[str]:
-        meds = (patient_context or {}).get("medications") or []
-        meds = [meds] if isinstance(meds, str) else meds
-        return [name for med in meds for name in self.drugs(str(med))]
+    def context_drugs(self, patient_context) -> list[str]:
+        """The patient's current medications (a `PatientContext` or its dict), canonical."""
+        ctx = as_context(patient_context)
+        return [name for med in (ctx.medications if ctx else []) for name in self.drugs(med)]
 
     def between(self, drugs: list[str]) -> list[dict]:
         """The CLI's `interactions DRUG DRUG ...`: each argument normalised (brand, case, typo)."""
