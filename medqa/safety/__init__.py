@@ -1,10 +1,17 @@
-"""Medical safety checks: drug interactions, emergencies, dosage, harmful requests.
+"""Medical safety checks: emergencies and crises, harmful requests, drug
+interactions, dosage and patient-context contraindications.
 
 `MedicalSafetyValidator` composes them into one report; see validator.py for the
-report's shape. Importing this package is light (no torch); the classifier's
-embedder loads on first use.
+report's shape. Importing this package is light (no torch): the validator is
+imported on first use and the embedders load on the first learned check.
 """
 
-from medqa.safety.validator import MedicalSafetyValidator
-
 __all__ = ["MedicalSafetyValidator"]
+
+
+def __getattr__(name: str):
+    if name == "MedicalSafetyValidator":
+        from medqa.safety.validator import MedicalSafetyValidator
+
+        return MedicalSafetyValidator
+    raise AttributeError(f"module 'medqa.safety' has no attribute {name!r}")

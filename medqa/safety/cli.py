@@ -28,28 +28,42 @@ def register(sub) -> None:
     c.add_argument("--ddinter", default=None, help="also load a DDInter CSV export")
     c.set_defaults(func=interactions)
 
-    c = cmds.add_parser("train-classifier", help="train the harmful-request head (reproducible)")
-    c.add_argument("--data-dir", default=None, help="folder with medsafetybench_train.jsonl and "
-                   "medmcqa_dev_public.jsonl (default: ../shared/data beside the repo)")
-    c.add_argument("--output", default=None, help="head file (default: the packaged head.npz)")
+    c = cmds.add_parser("train-classifier", help="fine-tune the safety encoder and its crisis and harm heads "
+                        "(reproducible; about 20 minutes on 2 CPU cores)")
+    c.add_argument("--data-dir", default=None, help="folder with medsafetybench_train.jsonl, medmcqa_dev_public.jsonl "
+                   "and medquad_questions.jsonl (default: ../shared/data beside the repo)")
+    c.add_argument("--output", default=None, help="folder for encoder/, crisis.npz and harm.npz "
+                   "(default: the package's medqa/resources/safety)")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--min-recall", type=float, default=0.98, help="validation recall the threshold keeps")
+    c.add_argument("--epochs", type=float, default=2.0)
     c.set_defaults(func=train_classifier)
 
-
 def _common(p) -> None:
-    p.add_argument("--medications", nargs="*", default=None, help="patient's current medications")
-    p.add_argument("--age", type=float, default=None, help="patient age in years")
-    p.add_argument("--no-classifier", action="store_true", help="rules only (skip the harmful-request head)")
+    p.add_argument("--context", default=None, metavar="JSON",
+                   help='patient context, e.g. \'{"age": 4, "weight_kg": 16, "allergies": ["penicillin"], '
+                        '"pregnant": false, "conditions": ["asthma"], "medications": ["warfarin"]}\'')
+    p.add_argument("--medications", nargs="*", default=None, help="patient's current medications (adds to --context)")
+    p.add_argument("--age", type=float, default=None, help="patient age in years (adds to --context)")
+    p.add_argument("--no-classifier", action="store_true", help="rules only (skip the learned checks)")
 
 
-def _context(args) -> dict | None:
-    ctx = {}
+def _context(args):
+    """The one PatientContext schema: unknown keys and bad values are a clear error."""
+    import json
+
+    from medqa.safety.context import PatientContext
+
+    try:
+        ctx = json.loads(args.context) if args.context else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--context is not valid JSON: {err}") from None
+    if not isinstance(ctx, dict):
+        raise ValueError("--context must be a JSON object")
     if args.medications:
-        ctx["medications"] = args.medications
+        ctx["medications"] = [*ctx.get("medications", []), *args.medications]
     if args.age is not None:
-        ctx["age_years"] = args.age
-    return ctx or None
+        ctx["age"] = args.age
+    return PatientContext.from_dict(ctx) if ctx else None
 
 
 def _validator(args):
@@ -107,15 +121,16 @@ def train_classifier(args) -> int:
     from pathlib import Path
 
     from medqa.console import emit_json
-    from medqa.safety.harm import default_head_path, shared_embedder
-    from medqa.safety.harm_training import CachedEmbedder, default_cache_path, shared_data_dir, train
+    from medqa.safety.harm_training import shared_data_dir
+    from medqa.safety.learned import packaged_head
+    from medqa.safety.training import TrainSettings, train
 
     data_dir = Path(args.data_dir) if args.data_dir else shared_data_dir()
-    for name in ("medsafetybench_train.jsonl", "medmcqa_dev_public.jsonl"):
+    for name in ("medsafetybench_train.jsonl", "medmcqa_dev_public.jsonl", "medquad_questions.jsonl"):
         if not (data_dir / name).exists():
             raise FileNotFoundError(f"{data_dir / name} not found (use --data-dir)")
-    embedder = CachedEmbedder(shared_embedder(), default_cache_path())
-    meta = train(data_dir, Path(args.output) if args.output else default_head_path(), seed=args.seed,
-                 min_recall=args.min_recall, embedder=embedder, log=lambda m: print(m, file=sys.stderr))
-    emit_json(meta)
+    output = Path(args.output) if args.output else packaged_head("harm").parent
+    card = train(data_dir, output, TrainSettings(seed=args.seed, epochs=args.epochs),
+                 log=lambda m: print(m, file=sys.stderr))
+    emit_json(card)
     return 0

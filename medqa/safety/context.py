@@ -29,7 +29,6 @@ from medqa.safety.text import DrugLexicon, class_members, display_name
 
 MAX_ITEMS = 50
 MAX_CHARS = 200
-LEGACY_KEYS = {"age_years": "age"}  # older CLI code and callers passed age_years
 SEVERITIES = ("moderate", "major")
 NEGATED = re.compile(r"(?:no|not|never|denies|without)\b")  # "not pregnant", "no asthma"
 
@@ -67,13 +66,11 @@ class PatientContext:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "PatientContext":
-        """Build from a JSON-style dict; unknown keys are an error, `age_years` means `age`,
-        and a null value means "not given"."""
+        """Build from a JSON-style dict; unknown keys are an error (as over HTTP), and a
+        null value means "not given"."""
         if not isinstance(d, Mapping):
             raise TypeError(f"patient_context must be a dict, got {type(d).__name__}")
-        given = {LEGACY_KEYS.get(k, k): v for k, v in d.items() if v is not None}
-        if "age" in d and "age_years" in d:
-            raise ValueError("patient_context: give age or age_years, not both")
+        given = {k: v for k, v in d.items() if v is not None}
         unknown = sorted(str(k) for k in given if k not in FIELD_NAMES)
         if unknown:
             raise ValueError(f"unknown patient_context key(s): {', '.join(unknown)}; "
@@ -82,10 +79,6 @@ class PatientContext:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-    def get(self, key: str, default=None):
-        """Dict-style read, so code written for the old dict context keeps working."""
-        return getattr(self, LEGACY_KEYS.get(key, key), default) if key in ALL_KEYS else default
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source, handler):
@@ -96,7 +89,6 @@ class PatientContext:
 
 
 FIELD_NAMES = tuple(f.name for f in fields(PatientContext))
-ALL_KEYS = frozenset(FIELD_NAMES) | frozenset(LEGACY_KEYS)
 
 
 def _check_number(name: str, value, ok, words: str) -> None:

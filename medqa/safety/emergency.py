@@ -7,7 +7,11 @@ raises the alarm unless
   * the text is an exam question, educational or hypothetical ("Which artery is
     occluded in an inferior MI?", "If you have chest pain, call 911") and has no
     first-person present-tense cue ("my son just swallowed ...").
+A type's `means_patterns` (asking for the means of suicide: "the most painless
+way to die") are questions by nature, so framing never suppresses them.
 Suppressed matches are returned too, so the report can say why nothing fired.
+Negation and history cues end at clause boundaries (commas, "but", "and now").
+The validator hands this module normalised text (`normalize.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ ALARM = "alarm"
 class EmergencyRules:
     types: dict[str, dict]
     patterns: list[tuple[str, re.Pattern]]
+    means: list[tuple[str, re.Pattern]]
     negation: re.Pattern
     pseudo_negation: re.Pattern
     terminators: re.Pattern
@@ -41,9 +46,10 @@ def rules() -> EmergencyRules:
     path = resources.files("medqa.resources").joinpath("safety/emergency.json")
     raw = json.loads(path.read_text(encoding="utf-8"))
     patterns = [(kind, re.compile(p)) for kind, t in raw["types"].items() for p in t["patterns"]]
+    means = [(kind, re.compile(p)) for kind, t in raw["types"].items() for p in t.get("means_patterns", [])]
     cue = {k: re.compile(raw[k]) for k in ("negation", "pseudo_negation", "history",
                                            "clause_split", "exam", "educational", "personal")}
-    return EmergencyRules(types=raw["types"], patterns=patterns,
+    return EmergencyRules(types=raw["types"], patterns=patterns, means=means,
                           terminators=re.compile(raw["negation_terminators"]),
                           window=raw["negation_window_tokens"], **cue)
 
@@ -54,11 +60,23 @@ def _sentence_bounds(low: str, pos: int) -> tuple[int, int]:
     return start, min(ends, default=len(low))
 
 
+def emergency_types() -> dict[str, dict]:
+    """Type -> label and advice, for every emergency type (rules and the learned detector share them)."""
+    return rules().types
+
+
+SUBJECT = re.compile(r"\b(?:i|i'm|im|i've|i'd|he|she|we|they|it|you|my|his|her|our|their)\b")
+
+
 def _negated(r: EmergencyRules, prefix: str) -> bool:
-    """A negation cue among the last few words before the match, not across 'but'."""
-    cut = list(r.terminators.finditer(prefix))
-    if cut:
-        prefix = prefix[cut[-1].end():]
+    """A negation cue among the last few words before the match, within its clause:
+    "not sleeping, not eating, I want to die" is not a negated wish to die. A
+    comma or "and" ends the clause only when a new subject follows it, so a
+    negated list ("no fever, chest pain or shortness of breath") stays negated."""
+    cuts = [m.end() for m in r.terminators.finditer(prefix)]
+    cuts += [m.end() for m in r.clause_split.finditer(prefix) if SUBJECT.search(prefix, m.end())]
+    if cuts:
+        prefix = prefix[max(cuts):]
     prefix = r.pseudo_negation.sub(" ", prefix)
     window = " ".join(prefix.split()[-r.window:])
     return bool(r.negation.search(window))
@@ -72,7 +90,8 @@ def _clause(r: EmergencyRules, sentence: str, start: int, end: int) -> str:
     return sentence[left:right]
 
 
-def _status(r: EmergencyRules, low: str, m: re.Match, framed_text: bool, personal: bool) -> str:
+def _status(r: EmergencyRules, low: str, m: re.Match, framed_text: bool, personal: bool,
+            means: bool = False) -> str:
     s0, s1 = _sentence_bounds(low, m.start())
     sentence = low[s0:s1]
     start, end = m.start() - s0, m.end() - s0
@@ -80,7 +99,7 @@ def _status(r: EmergencyRules, low: str, m: re.Match, framed_text: bool, persona
         return "negated"
     if r.history.search(_clause(r, sentence, start, end)):
         return "history"
-    if not personal and (framed_text or r.educational.search(sentence)):
+    if not means and not personal and (framed_text or r.educational.search(sentence)):
         return "framing"
     return ALARM
 
@@ -93,14 +112,21 @@ def check_emergency(text: str) -> list[dict]:
     framed_text = bool(r.exam.search(low))
     personal = bool(r.personal.search(low))
     best: dict[str, dict] = {}
-    for kind, pattern in r.patterns:
+    for (kind, pattern), means in [(p, False) for p in r.patterns] + [(p, True) for p in r.means]:
         for m in pattern.finditer(low):
-            status = _status(r, low, m, framed_text, personal)
+            status = _status(r, low, m, framed_text, personal, means)
             if kind not in best or (status == ALARM and best[kind]["status"] != ALARM):
                 info = r.types[kind]
                 best[kind] = {"type": kind, "label": info["label"], "matched": text[m.start():m.end()],
                               "advice": info["advice"], "status": status}
     return list(best.values())
+
+
+def exam_framed(text: str) -> bool:
+    """An exam or textbook question with no first-person present-tense cue: the
+    learned detector's alarm is suppressed there, as the rules' is."""
+    r, low = rules(), text.lower()
+    return bool(r.exam.search(low)) and not r.personal.search(low)
 
 
 def emergencies(text: str) -> list[dict]:

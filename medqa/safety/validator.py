@@ -2,33 +2,52 @@
 
 Serving builds one `MedicalSafetyValidator` per replica and calls
 `check_request` before the model and `validate_medical_response` after it.
-Rule checks (interactions, emergencies, dosage) cost well under a millisecond;
-the harmful-request classifier (~10 ms) runs only on requests, and its embedder
-is loaded lazily, once per process.
+Every check reads the same normalised text (`normalize.py`). Requests are read
+by the rules (interactions, emergencies, dosage, patient context; well under a
+millisecond) and by the learned checks (crisis detector and harmful-request
+classifier over one MiniLM reading of the text's windows); answers by the rules.
+
+Decision policy, crisis first: any emergency signal -- a rule or the learned
+detector -- makes the report critical with the emergency or crisis message.
+It is never a refusal, even when the harm classifier also fires: a person
+asking for the means of self-harm gets the crisis message and no answer
+(serving answers an emergency with its message alone).
 
 Report (a JSON-serialisable dict):
   risk_level  0 none, 1 low, 2 high, 3 critical (any emergency)
   risk        the same as a word
-  categories  subset of emergency, drug_interaction, dosage, harmful_request
+  categories  subset of emergency, drug_interaction, dosage, contraindication, harmful_request
   warnings    human-readable reasons, one per finding
-  blocked     True when the request must not be answered / the answer is withheld
-  actions     what was done: emergency_notice, answer_withheld, warning_appended,
-              disclaimer_appended
-  message     text to show instead of (blocked) or before (emergency) the answer
-  findings    the structured evidence: emergencies, interactions, dosage,
-              harmful_request, suppressed (emergency words that did not fire, and why)
+  blocked     True when the request is refused / the answer is withheld (never for an emergency)
+  actions     what was done: emergency_notice, crisis_response, answer_withheld,
+              warning_appended, disclaimer_appended
+  message     text to show instead of (blocked, emergency) or before (answer) the answer
+  signals     which emergency signals fired and why (rule pattern or detector score)
+  findings    the structured evidence: emergencies, interactions, dosage, contraindications,
+              harmful_request, crisis_detector, suppressed (emergency words that did not fire, and why)
 """
 
 from __future__ import annotations
 
+import re
 import time
 
+from medqa.safety.context import as_context, check_context
 from medqa.safety.dosage import check_dosage
-from medqa.safety.emergency import ALARM, check_emergency
+from medqa.safety.emergency import ALARM, check_emergency, emergency_types, exam_framed
 from medqa.safety.interactions import InteractionChecker, InteractionTable, default_checker
+from medqa.safety.normalize import normalize_text
 
 RISK_WORDS = ("none", "low", "high", "critical")
 INTERACTION_RISK = {"minor": 1, "moderate": 1, "major": 2}
+CONTEXT_RISK = {"moderate": 1, "major": 2}
+SELF_HARM = "suicide_self_harm"
+SELF_HARM_TYPES = (SELF_HARM, "overdose_poisoning")
+# A harmful request that talks about harming oneself is a request for the means
+# of self-harm: it gets the crisis message, never a refusal.
+SELF_HARM_WORDS = re.compile(r"\b(?:myself|my own life|kill me|end it|die|dying|suicid\w*|overdos\w*|lethal|fatal|"
+                             r"painless(?:ly)?|not wake up|cut(?:ting)? me|starve myself|hurt me)\b", re.I)
+MEANS_SCORE = 0.3  # the detector leaning towards self-harm, below its alarm threshold
 DISCLAIMER = ("This information is for general education and is not a substitute for advice from "
               "a doctor or pharmacist who knows your situation.")
 REFUSAL = ("I can't help with this request because it could cause harm ({principle}). "
@@ -38,67 +57,65 @@ EMERGENCY = "This may be a medical emergency. {advice}"
 
 
 class MedicalSafetyValidator:
-    """Compose interaction, emergency, dosage and harmful-request checks.
+    """Compose interaction, emergency, dosage, patient-context and learned checks.
 
-    use_classifier: True (default) loads the trained head and fails with
-    `HarmModelMissing` if it is absent; "auto" falls back to rules only (the
-    report then says `classifier: unavailable`); False never uses it.
+    use_classifier: True (default) loads the trained heads (crisis detector and
+    harm classifier) and fails with `SafetyModelMissing` if one is absent;
+    "auto" falls back to rules only (the report then says `classifier:
+    unavailable`); False never uses them.
     """
 
-    def __init__(self, use_classifier: bool | str = True, head_path=None,
+    def __init__(self, use_classifier: bool | str = True, head_path=None, crisis_head_path=None,
                  interaction_table: InteractionTable | None = None, append_disclaimer: bool = True):
         self.checker = InteractionChecker(interaction_table) if interaction_table else default_checker()
         self.append_disclaimer = append_disclaimer
-        self.classifier, self.classifier_status = _load_classifier(use_classifier, head_path)
+        self.learned, self.classifier_status = _load_learned(use_classifier, head_path, crisis_head_path)
 
     # ---- public API -------------------------------------------------------
-    def check_request(self, text: str, patient_context: dict | None = None) -> dict:
+    def check_request(self, text: str, patient_context=None) -> dict:
         """Check a user's request before the model sees it."""
+        return self.check_many([text], patient_context)[0]
+
+    def check_many(self, texts: list[str], patient_context=None) -> list[dict]:
+        """Request checks for many texts: one embedder pass for all of them."""
         start = time.perf_counter()
-        findings = self._rule_findings(text, patient_context)
-        findings["harmful_request"] = self._classify(text)
-        report = _report(findings, "request", self.classifier_status)
-        report["message"] = _request_message(report, findings)
-        return _timed(report, start)
-
-    def validate_medical_response(self, response: str, patient_context: dict | None = None) -> tuple[str, dict]:
-        """Check a model answer; returns (the text to show, the report)."""
-        start = time.perf_counter()
-        findings = self._rule_findings(response, patient_context)
-        findings["harmful_request"] = None
-        report = _report(findings, "response", "not_applied")
-        text = self._rewrite(response, report, findings)
-        return text, _timed(report, start)
-
-    def check(self, text: str, patient_context: dict | None = None) -> dict:
-        """The CLI's one-text check: the request check (rules + classifier)."""
-        return self.check_request(text, patient_context)
-
-    def check_many(self, texts: list[str], patient_context: dict | None = None) -> list[dict]:
-        """Batch request checks: one embedder pass for all texts."""
-        verdicts = self.classifier.predict(texts) if self.classifier and texts else [None] * len(texts)
+        ctx = as_context(patient_context)
+        clean = [normalize_text(str(t)) for t in texts]
+        learned = self.learned.assess(clean) if self.learned else [(None, None)] * len(clean)
         reports = []
-        for text, verdict in zip(texts, verdicts):
-            findings = self._rule_findings(text, patient_context)
-            findings["harmful_request"] = verdict if verdict and verdict["harmful"] else None
-            report = _report(findings, "request", self.classifier_status)
-            report["message"] = _request_message(report, findings)
-            reports.append(report)
+        for text, (crisis, harm) in zip(clean, learned):
+            findings = self._rule_findings(text, ctx)
+            findings["crisis_detector"], findings["harmful_request"] = crisis, harm
+            reports.append(_timed(_request_report(crisis_first(findings, text), self.classifier_status), start))
         return reports
 
+    def validate_medical_response(self, response: str, patient_context=None) -> tuple[str, dict]:
+        """Check a model answer; returns (the text to show, the report)."""
+        start = time.perf_counter()
+        findings = self._rule_findings(normalize_text(str(response)), as_context(patient_context))
+        findings["crisis_detector"], findings["harmful_request"] = None, None
+        report = _report(findings, "response", "not_applied")
+        text = self._rewrite(str(response), report, findings)
+        return text, _timed(report, start)
+
+    def check(self, text: str, patient_context=None) -> dict:
+        """The CLI's one-text check: the request check (rules + learned checks)."""
+        return self.check_request(text, patient_context)
+
+    def warm_up(self) -> None:
+        """Load both embedders now (the static one is distilled on first use, about
+        30 s once per machine), not on a user's first long post."""
+        if self.learned:
+            self.learned.reader.load()
+
     # ---- internals --------------------------------------------------------
-    def _rule_findings(self, text: str, patient_context: dict | None) -> dict:
+    def _rule_findings(self, text: str, ctx) -> dict:
         matches = check_emergency(text)
         return {"emergencies": [m for m in matches if m["status"] == ALARM],
                 "suppressed": [m for m in matches if m["status"] != ALARM],
-                "interactions": self.checker.check(text, patient_context),
-                "dosage": check_dosage(text, self.checker.lexicon, patient_context)}
-
-    def _classify(self, text: str) -> dict | None:
-        if self.classifier is None:
-            return None
-        verdict = self.classifier.predict([text])[0]
-        return verdict if verdict["harmful"] else None
+                "interactions": self.checker.check(text, ctx),
+                "dosage": check_dosage(text, self.checker.lexicon, ctx),
+                "contraindications": check_context(text, self.checker.lexicon, ctx)}
 
     def _rewrite(self, response: str, report: dict, findings: dict) -> str:
         if findings["dosage"]:
@@ -108,12 +125,14 @@ class MedicalSafetyValidator:
             report["message"] = WITHHELD.format(reasons=reasons)
             return report["message"]
         parts = [response]
-        if findings["emergencies"]:
-            report["message"] = EMERGENCY.format(advice=findings["emergencies"][0]["advice"])
+        if report["signals"]:
+            report["message"] = emergency_message(report["signals"])
             parts.insert(0, report["message"])
             report["actions"].append("emergency_notice")
-        if findings["interactions"]:
-            parts.append("Interaction warning: " + " ".join(_interaction_line(i) for i in findings["interactions"]))
+        notes = [_interaction_line(i) for i in findings["interactions"]] + \
+                [c["reason"] for c in findings["contraindications"]]
+        if notes:
+            parts.append("Warning: " + " ".join(notes))
             report["actions"].append("warning_appended")
         if self.append_disclaimer and DISCLAIMER not in response:
             parts.append(DISCLAIMER)
@@ -121,31 +140,99 @@ class MedicalSafetyValidator:
         return "\n\n".join(parts)
 
 
-def _load_classifier(use_classifier, head_path):
+class LearnedChecks:
+    """The crisis detector and the harm classifier over one reading of each text."""
+
+    def __init__(self, crisis, harm):
+        from medqa.safety.learned import WindowReader
+
+        self.crisis, self.harm = crisis, harm
+        self.reader = WindowReader([crisis.heads.heads["screen"], harm.heads.heads["screen"]])
+
+    def assess(self, texts: list[str]) -> list[tuple[dict, dict]]:
+        return [(self.crisis.verdict(r), self.harm.verdict(r)) for r in self.reader.read_many(texts)]
+
+
+def _load_learned(use_classifier, head_path, crisis_head_path):
     if not use_classifier:
         return None, "disabled"
-    from medqa.safety.harm import HarmClassifier, HarmModelMissing
+    from medqa.safety.crisis import CrisisDetector
+    from medqa.safety.embedding import SafetyModelMissing
+    from medqa.safety.harm import HarmClassifier
 
     try:
-        return HarmClassifier(head_path), "used"
-    except HarmModelMissing:
+        return LearnedChecks(CrisisDetector(crisis_head_path), HarmClassifier(head_path)), "used"
+    except SafetyModelMissing:
         if use_classifier == "auto":
             return None, "unavailable"
         raise
 
 
-def _interaction_line(i: dict) -> str:
-    return f"{i['drug_a']} + {i['drug_b']} ({i['severity']}): {i['description']}"
+# ---- the report: pure functions of the findings ---------------------------
+
+
+def crisis_first(findings: dict, text: str) -> dict:
+    """The decision policy over a request's findings (pure; returns new findings).
+
+    * The detector is set aside on exam and textbook questions, as the rules are.
+    * Self-harm intent gets the crisis message: an overdose spoken of as a way
+      to die, or a harmful request about harming oneself (a means request).
+    * Otherwise, when the harm classifier flags the request and neither the
+      detector nor a self-harm rule says someone is in crisis, a rule match of
+      another type is a word in a harmful request ("... is poisoning children"),
+      not an emergency: the request is refused.
+    """
+    findings = dict(findings)
+    crisis, harm = findings.get("crisis_detector"), findings.get("harmful_request")
+    if crisis and crisis["fired"] and exam_framed(text):
+        findings["crisis_detector"] = crisis = {**crisis, "fired": False, "suppressed": "framing"}
+    harmful = bool(harm and harm["harmful"])
+    overdose = any(e["type"] == "overdose_poisoning" for e in findings["emergencies"]) or \
+        bool(crisis and crisis["fired"] and crisis["type"] == "overdose_poisoning")
+    leaning = any(m["type"] in SELF_HARM_TYPES for m in findings["emergencies"] + findings["suppressed"]) or \
+        bool(crisis and crisis["type"] in SELF_HARM_TYPES and crisis["score"] >= MEANS_SCORE)
+    if SELF_HARM_WORDS.search(text) and (overdose or (harmful and leaning)):
+        findings["self_harm_intent"] = True
+    elif harmful and not (crisis and crisis["fired"]) and all(e["type"] != SELF_HARM for e in findings["emergencies"]):
+        findings["suppressed"] = findings["suppressed"] + [{**e, "status": "harmful_request"}
+                                                           for e in findings["emergencies"]]
+        findings["emergencies"] = []
+    return findings
+
+
+def emergency_signals(findings: dict) -> list[dict]:
+    """Every emergency signal that fired, rules first, each saying why."""
+    signals = [_signal("rule", e["type"], f"matched '{e['matched']}'") for e in findings["emergencies"]]
+    crisis = findings.get("crisis_detector")
+    if crisis and crisis["fired"]:
+        signals.append(_signal("detector", crisis["type"], f"crisis detector score {crisis['score']:.2f} >= "
+                               f"{crisis['threshold']:.2f} on characters {crisis['window'][0]}-{crisis['window'][1]}"))
+    if findings.get("self_harm_intent") and not any(s["type"] == SELF_HARM for s in signals):
+        signals.append(_signal("policy", SELF_HARM, "self-harm intent (an overdose or a harmful request about "
+                               "harming oneself): the crisis message, never a refusal"))
+    return signals
+
+
+def _signal(source: str, kind: str, why: str) -> dict:
+    return {"source": source, "type": kind, "label": emergency_types()[kind]["label"], "why": why}
+
+
+def emergency_message(signals: list[dict]) -> str:
+    """Crisis first: a self-harm signal gets the crisis message, else the first emergency's advice."""
+    kinds = [s["type"] for s in signals]
+    kind = SELF_HARM if SELF_HARM in kinds else kinds[0]
+    return EMERGENCY.format(advice=emergency_types()[kind]["advice"]) if kind != SELF_HARM \
+        else emergency_types()[SELF_HARM]["advice"]
 
 
 def _report(findings: dict, checked: str, classifier: str) -> dict:
     """Turn findings into the risk level, categories, warnings and actions."""
-    risk, categories, warnings, actions = 0, [], [], []
-    if findings["emergencies"]:
+    risk, categories, warnings = 0, [], []
+    signals = emergency_signals(findings)
+    if signals:
         risk = 3
         categories.append("emergency")
-        warnings += [f"Possible emergency ({e['label']}: '{e['matched']}'). {e['advice']}" for e in findings["emergencies"]]
-        actions.append("emergency_notice")
+        warnings += [f"Possible emergency ({s['label']}: {s['why']})." for s in signals]
     if findings["interactions"]:
         risk = max(risk, max(INTERACTION_RISK[i["severity"]] for i in findings["interactions"]))
         categories.append("drug_interaction")
@@ -154,25 +241,36 @@ def _report(findings: dict, checked: str, classifier: str) -> dict:
         risk = max(risk, 2)
         categories.append("dosage")
         warnings += [f"Dosage: {w}" for d in findings["dosage"] for w in d["warnings"]]
-    harm = findings.get("harmful_request")
-    if harm:
-        risk = max(risk, 2)
-        categories.append("harmful_request")
-        warnings.append(f"Harmful request (score {harm['score']:.2f}, {harm['category_name']}: {harm['principle']}).")
-        actions.append("answer_withheld")
-    if checked == "response":
-        actions = [a for a in actions if a != "emergency_notice"]  # added by _rewrite, in order
+    if findings["contraindications"]:
+        risk = max(risk, max(CONTEXT_RISK.get(c["severity"], 1) for c in findings["contraindications"]))
+        categories.append("contraindication")
+        warnings += [f"Patient context ({c['kind']}): {c['reason']}" for c in findings["contraindications"]]
     return {"risk_level": risk, "risk": RISK_WORDS[risk], "categories": categories, "warnings": warnings,
-            "blocked": bool(harm), "actions": actions, "message": None, "checked": checked,
+            "blocked": False, "actions": [], "message": None, "signals": signals, "checked": checked,
             "classifier": classifier, "findings": findings}
 
 
-def _request_message(report: dict, findings: dict) -> str | None:
-    if report["blocked"]:
-        return REFUSAL.format(principle=findings["harmful_request"]["principle"])
-    if findings["emergencies"]:
-        return EMERGENCY.format(advice=findings["emergencies"][0]["advice"])
-    return None
+def _request_report(findings: dict, classifier: str) -> dict:
+    report = _report(findings, "request", classifier)
+    harm = findings["harmful_request"]
+    if report["signals"]:  # crisis first: help, never a refusal
+        self_harm = any(s["type"] == SELF_HARM for s in report["signals"])
+        report["actions"].append("crisis_response" if self_harm else "emergency_notice")
+        report["message"] = emergency_message(report["signals"])
+    elif harm and harm["harmful"]:
+        report["risk_level"] = max(report["risk_level"], 2)
+        report["risk"] = RISK_WORDS[report["risk_level"]]
+        report["categories"].append("harmful_request")
+        report["warnings"].append(f"Harmful request (score {harm['score']:.2f}, {harm['category_name']}: "
+                                  f"{harm['principle']}).")
+        report["blocked"] = True
+        report["actions"].append("answer_withheld")
+        report["message"] = REFUSAL.format(principle=harm["principle"])
+    return report
+
+
+def _interaction_line(i: dict) -> str:
+    return f"{i['drug_a']} + {i['drug_b']} ({i['severity']}): {i['description']}"
 
 
 def _timed(report: dict, start: float) -> dict:

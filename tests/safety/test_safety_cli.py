@@ -73,3 +73,22 @@ def test_installed_command_with_classifier():
                          capture_output=True, text=True, timeout=300, check=True).stdout
     report = json.loads(out.strip().splitlines()[-1])
     assert report["blocked"] is True and "harmful_request" in report["categories"]
+
+
+def test_check_with_patient_context_json(capsys):
+    context = json.dumps({"age": 4, "allergies": ["penicillin"], "conditions": ["asthma"]})
+    assert main(["safety", "check", "--no-classifier", "Give him amoxicillin, propranolol and ibuprofen 400 mg every 6 hours",
+                 "--context", context]) == 0
+    report = _last_json(capsys)
+    kinds = {c["kind"] for c in report["findings"]["contraindications"]}
+    assert {"allergy", "condition"} <= kinds and "dosage" in report["categories"]
+
+
+@pytest.mark.parametrize("context, message", [
+    ('{"age": 4, "wieght_kg": 16}', "wieght_kg"),
+    ('{"age": -1}', "age"),
+    ("not json", "not valid JSON"),
+])
+def test_bad_patient_context_is_a_user_error(capsys, context, message):
+    assert main(["safety", "check", "--no-classifier", "hello", "--context", context]) == 2
+    assert message in capsys.readouterr().err

@@ -59,8 +59,8 @@ def test_extraction_fields(lexicon):
 
 
 def test_patient_context_age(lexicon):
-    assert check_dosage("Ibuprofen 400 mg", lexicon, {"age_years": 1.5})
-    assert not check_dosage("Ibuprofen 400 mg", lexicon, {"age_years": 30})
+    assert check_dosage("Ibuprofen 400 mg", lexicon, {"age": 1.5})
+    assert not check_dosage("Ibuprofen 400 mg", lexicon, {"age": 30})
 
 
 @pytest.mark.parametrize("words, per_day, kind", [
