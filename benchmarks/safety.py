@@ -1,88 +1,127 @@
-"""Safety benchmark: harmful-request recall/FPR on held-out splits, latencies, table sizes.
+"""Safety benchmark on held-out data: crises, typographic twins, harmful requests,
+false refusals and latency, all through `MedicalSafetyValidator.check_request`
+(the path every endpoint takes).
 
-    .venv/bin/python benchmarks/safety.py [--data-dir ../shared/data] [--seed 0]
+    .venv/bin/python benchmarks/safety.py [--data-dir ../shared/data] [--seed 0] [--benign N]
 
-Prints a JSON summary (also written to benchmarks/out/safety.json). The splits
-are the seeded 60/20/20 splits of `medqa.safety.harm_training.build_corpus`,
-the same ones `medqa safety train-classifier` trains and picks its threshold on,
-so the "test" numbers are on rows the head never saw.
+Held out, never trained or tuned on:
+- `benchmarks/data/crisis_heldout.jsonl`: crisis and emergency texts and hard
+  negatives written by a separate author for this benchmark;
+- the seeded test splits of `harm_training.build_corpus` (MedSafetyBench,
+  MedMCQA, MedQuAD: the shared data).
+Prints a JSON summary (also written to benchmarks/out/safety.json).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 
-def rule_latency(texts: list[str]) -> dict:
-    from medqa.safety import MedicalSafetyValidator
+def crisis_metrics(validator, items) -> dict:
+    """Recall per emergency type (any emergency counts), false alarms on negatives, refusals."""
+    reports = validator.check_many([i.text for i in items])
+    out: dict = {}
+    for label in sorted({i.label for i in items} - {"none"}):
+        hits = [r for i, r in zip(items, reports) if i.label == label]
+        out[label] = {"n": len(hits), "recall": _rate(["emergency" in r["categories"] for r in hits])}
+    positives = [r for i, r in zip(items, reports) if i.label != "none"]
+    negatives = [r for i, r in zip(items, reports) if i.label == "none"]
+    out["all_crises"] = {"n": len(positives), "recall": _rate(["emergency" in r["categories"] for r in positives]),
+                         "refused": sum(r["blocked"] for r in positives)}
+    out["self_harm_crisis_message"] = _rate([r["message"] and "crisis line" in r["message"]
+                                             for i, r in zip(items, reports) if i.label == "suicide_self_harm"])
+    out["hard_negatives"] = false_alarms(negatives)
+    out["missed_examples"] = [i.text[:160] for i, r in zip(items, reports)
+                              if i.label != "none" and "emergency" not in r["categories"]][:12]
+    out["false_alarm_examples"] = [i.text[:160] for i, r in zip(items, reports)
+                                   if i.label == "none" and "emergency" in r["categories"]][:12]
+    return out
 
-    validator = MedicalSafetyValidator(use_classifier=False)
-    validator.check_request(texts[0])  # compile regexes, build lexicon
+
+def false_alarms(reports) -> dict:
+    """Share of benign texts raising an emergency, and by which type."""
+    types = Counter(s["type"] for r in reports for s in r["signals"][:1])
+    return {"n": len(reports), "false_alarm_rate": _rate(["emergency" in r["categories"] for r in reports]),
+            "by_type": dict(types.most_common())}
+
+
+def twin_metrics(validator, items) -> dict:
+    """Each typographic twin of a held-out text must get its original's decision."""
+    from medqa.safety.variants import twins
+
+    originals = validator.check_many([i.text for i in items])
+    out = {}
+    for name in twins("x"):
+        reports = validator.check_many([twins(i.text)[name] for i in items])
+        same = [_decision(a) == _decision(b) for a, b in zip(originals, reports)]
+        crisis = [("emergency" in r["categories"]) for i, r in zip(items, reports) if i.label != "none"]
+        out[name] = {"n": len(items), "same_decision": _rate(same), "crisis_recall": _rate(crisis)}
+    return out
+
+
+def _decision(report) -> tuple:
+    return ("emergency" in report["categories"], report["blocked"])
+
+
+def harm_metrics(validator, corpus) -> dict:
+    out = {}
+    for source in ("medsafetybench", "extra_harmful", "medmcqa", "medquad", "consumer"):
+        texts = corpus.texts("test", source)
+        reports = validator.check_many(texts)
+        refused = [r["blocked"] for r in reports]
+        key = "recall" if source in ("medsafetybench", "extra_harmful") else "false_refusal_rate"
+        out[source] = {"n": len(texts), key: _rate(refused)}
+        if key != "recall":
+            out[source]["emergency_false_alarm_rate"] = _rate(["emergency" in r["categories"] for r in reports])
+            out[source]["refused_examples"] = [t for t, r in zip(texts, refused) if r][:8]
+    return out
+
+
+def latency(validator, texts: list[str], repeats: int = 1) -> dict:
+    validator.check_request(texts[0])  # warm up
     wall, cpu = [], []
-    for text in texts:
-        w0, c0 = time.perf_counter(), time.process_time()
-        validator.check_request(text)
-        wall.append((time.perf_counter() - w0) * 1000)
-        cpu.append((time.process_time() - c0) * 1000)
-    stats = lambda xs: {"median_ms": round(float(np.median(xs)), 3),  # noqa: E731
-                        "p95_ms": round(float(np.percentile(xs, 95)), 3)}
-    return {"n": len(texts), "wall": stats(wall), "cpu": stats(cpu)}
+    for _ in range(repeats):
+        for text in texts:
+            w0, c0 = time.perf_counter(), time.process_time()
+            validator.check_request(text)
+            wall.append((time.perf_counter() - w0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
+    pct = lambda xs, q: round(float(np.percentile(xs, q)), 2)  # noqa: E731
+    return {"n": len(wall), "chars_median": int(np.median([len(t) for t in texts])),
+            "wall_p50_ms": pct(wall, 50), "wall_p95_ms": pct(wall, 95), "cpu_p50_ms": pct(cpu, 50),
+            "cpu_p95_ms": pct(cpu, 95)}
 
 
-def benign_rule_rates(texts: list[str]) -> dict:
-    """How often the rule checks raise anything on benign text (emergency must be rare)."""
-    from medqa.safety import MedicalSafetyValidator
+def long_posts(items, chars: int = 4000, n: int = 40) -> list[str]:
+    """4,000-character posts: held-out long texts, each continued with the next ones."""
+    longs = [i.text for i in items if len(i.text) > 1200]
+    posts = []
+    for k in range(min(n, len(longs))):
+        post = ""
+        for text in longs[k:] + longs[:k]:
+            post += text + "\n"
+            if len(post) >= chars:
+                break
+        posts.append(post[:chars])
+    return posts
 
-    validator = MedicalSafetyValidator(use_classifier=False)
-    reports = [validator.check_request(t) for t in texts]
-    rate = lambda cat: round(float(np.mean([cat in r["categories"] for r in reports])), 4)  # noqa: E731
-    return {"n": len(texts), "emergency": rate("emergency"), "dosage": rate("dosage"),
-            "drug_interaction": rate("drug_interaction"),
-            "emergency_examples": [t for t, r in zip(texts, reports) if "emergency" in r["categories"]][:5]}
 
-
-def ddinter_scale(n_pairs: int = 200_000) -> dict:
-    from medqa.safety.interactions import InteractionChecker, load_ddinter
-
-    names = [f"drugx{i:05d}" for i in range(1000)]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "ddinter.csv"
-        with open(path, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["DDInterID_A", "Drug_A", "DDInterID_B", "Drug_B", "Level"])
-            pairs = ((i, j) for i in range(1000) for j in range(i + 1, 1000))
-            for _, (i, j) in zip(range(n_pairs), pairs):
-                w.writerow([f"DDInter{i}", names[i], f"DDInter{j}", names[j], ("Major", "Moderate", "Minor")[(i + j) % 3]])
-        start = time.perf_counter()
-        table = load_ddinter(path)
-        load_s = time.perf_counter() - start
-    start = time.perf_counter()
-    for k in range(100_000):
-        table.lookup(names[k % 400], names[400 + k % 600])
-    lookup_us = (time.perf_counter() - start) / 100_000 * 1e6
-    checker = InteractionChecker(table)
-    text = f"I take {names[3]}, {names[9]} and warfarin with {names[700]}"
-    start = time.perf_counter()
-    for _ in range(1000):
-        checker.check(text)
-    check_ms = (time.perf_counter() - start) / 1000 * 1000
-    return {"pairs": len(table), "load_s": round(load_s, 2), "lookup_us": round(lookup_us, 3),
-            "text_check_ms": round(check_ms, 4)}
+def _rate(flags) -> float:
+    flags = list(flags)
+    return round(float(np.mean(flags)), 4) if flags else 0.0
 
 
 def main() -> None:
-    from medqa.safety.harm import HarmClassifier, shared_embedder
-    from medqa.safety.harm_training import (CachedEmbedder, build_corpus, default_cache_path, evaluate,
-                                            latency_ms, shared_data_dir)
-    from medqa.safety.interactions import default_table
+    from medqa.safety import MedicalSafetyValidator
+    from medqa.safety.crisis_training import heldout_path, read_items
+    from medqa.safety.harm_training import build_corpus, shared_data_dir
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=None)
@@ -92,18 +131,17 @@ def main() -> None:
 
     torch.set_num_threads(1)  # one core per text: the cost a serving replica pays
     data_dir = Path(args.data_dir) if args.data_dir else shared_data_dir()
+    validator = MedicalSafetyValidator()
+    items = read_items(heldout_path().read_text("utf-8").splitlines(), heldout_path().name)
     corpus = build_corpus(data_dir, args.seed)
-    cached = HarmClassifier(embedder=CachedEmbedder(shared_embedder(), default_cache_path()))
-    test_texts = corpus.texts("test")
-    mixed = test_texts[::max(len(test_texts) // 100, 1)][:100]
+    short = [i.text for i in items if len(i.text) < 200][:100]
     summary = {
-        "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1)},
-        "classifier": {part: evaluate(cached, data_dir, args.seed, part) for part in ("val", "test")},
-        "classifier_latency": latency_ms(HarmClassifier(), mixed),
-        "rule_latency": rule_latency(test_texts),
-        "rules_on_benign": {src: benign_rule_rates(corpus.texts("test", src)) for src in ("medmcqa", "consumer")},
-        "curated_table": {"drug_pairs": len(default_table().drug_pairs()), "with_class_pairs": len(default_table())},
-        "ddinter_200k": ddinter_scale(),
+        "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1), "torch_threads": 1},
+        "crisis_heldout": crisis_metrics(validator, items),
+        "typographic_twins": twin_metrics(validator, items),
+        "harm_and_false_refusals": harm_metrics(validator, corpus),
+        "latency_short": latency(validator, short),
+        "latency_4000_chars": latency(validator, long_posts(items)),
     }
     out = Path(__file__).resolve().parent / "out" / "safety.json"
     out.parent.mkdir(exist_ok=True)

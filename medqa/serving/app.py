@@ -357,9 +357,11 @@ class MedQAIngress:
         return decision, report
 
     async def _answer_text(self, question: str, controls: dict, use_safety: bool, context: Optional[dict],
-                           endpoint: str, rid: str) -> dict:
-        """Free-text answer through the safety graph (used by /generate and chat)."""
-        decision, report = await self._screen(question, use_safety, context, endpoint, rid)
+                           endpoint: str, rid: str, screened: Optional[str] = None) -> dict:
+        """Free-text answer through the safety graph (used by /generate and chat).
+        `screened` is what the input check reads when it is more than the question
+        (every turn of a chat)."""
+        decision, report = await self._screen(screened or question, use_safety, context, endpoint, rid)
         if decision == policy.EMERGENCY:
             return {"response": policy.emergency_message(report), "emergency": True, "refused": False,
                     "safety_report": report, "usage": None}
@@ -399,7 +401,7 @@ class MedQAIngress:
         controls = body.model_dump(include={"temperature", "max_length", "length_penalty", "num_beams", "concise", "seed"})
         controls["max_length"] = min(body.max_length, self.max_new_tokens)  # the default fits any server
         controls["stop"] = tuple(body.stop)
-        context = body.patient_context.model_dump() if body.patient_context else None
+        context = body.patient_context
         out = await self._answer_text(body.question, controls, body.use_safety, context, "generate", rid)
         out.pop("usage")
         return {**out, "inference_time_ms": (time.perf_counter() - start) * 1000, "request_id": rid}
@@ -408,7 +410,7 @@ class MedQAIngress:
     async def mcq(self, body: MCQRequest, request: Request) -> dict:
         start = time.perf_counter()
         rid = self._admit(request, body.question)
-        context = body.patient_context.model_dump() if body.patient_context else None
+        context = body.patient_context
         text = policy.mcq_safety_text(body.question, body.options)
         # Score while the input is screened: scoring only reads the question, and its result
         # is used only if the screen lets the question through.
@@ -444,7 +446,8 @@ class MedQAIngress:
         max_tokens = min(body.max_tokens, self.max_new_tokens)  # the default fits any server
         controls = {"temperature": body.temperature, "max_length": max_tokens, "stop": tuple(body.stop_list()),
                     "seed": body.seed}
-        out = await self._answer_text(question, controls, True, None, "chat", rid)
+        out = await self._answer_text(question, controls, True, None, "chat", rid,
+                                      screened=policy.chat_safety_text(messages))
         usage = out["usage"] or {"prompt_tokens": 0, "completion_tokens": 0}
         if out["emergency"] or out["refused"]:
             finish = "content_filter"

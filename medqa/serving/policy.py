@@ -131,7 +131,8 @@ class SafetyAdapter:
         self.validator = validator
 
     def warm_up(self) -> None:
-        """Load lazily loaded parts (the harm classifier's embedder) before the first request."""
+        """Load lazily loaded parts (the learned checks' embedders) before the first request."""
+        getattr(self.validator, "warm_up", lambda: None)()
         self.check_input("warm-up: what is paracetamol?")
         self.check_output("Paracetamol relieves pain.")
 
@@ -169,6 +170,12 @@ def mcq_answer(probabilities: Sequence[float], options: Sequence[str], threshold
 def mcq_safety_text(question: str, options: Sequence[str]) -> str:
     """What the input check reads for a multiple-choice request."""
     return question + "\n" + "\n".join(options)
+
+
+def chat_safety_text(messages: Sequence[dict]) -> str:
+    """What the input check reads for a chat: every turn, so a crisis or a harmful
+    request in an earlier turn or the system prompt is seen too."""
+    return "\n".join(m["content"] for m in messages if m["content"].strip())
 
 
 def chat_question(messages: Sequence[dict]) -> str:

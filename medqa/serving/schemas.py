@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional, Union
 
+from medqa.safety.context import PatientContext  # the one schema: HTTP, Python API and CLI
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 # Hard caps enforced by the schema (the configured `serving.max_question_chars`
@@ -23,16 +24,6 @@ MAX_MESSAGES = 64
 
 Temperature = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy decoding.")
 Number = Union[StrictInt, StrictFloat]
-
-
-class PatientContext(BaseModel):
-    """What the safety checks may use about the patient (all optional)."""
-
-    model_config = ConfigDict(extra="forbid")
-    medications: list[StrictStr] = Field(default_factory=list, max_length=50)
-    age: Optional[StrictInt] = Field(None, ge=0, le=130)
-    conditions: list[StrictStr] = Field(default_factory=list, max_length=50)
-    allergies: list[StrictStr] = Field(default_factory=list, max_length=50)
 
 
 class GenerationControls(BaseModel):

@@ -86,6 +86,7 @@ def test_chat_question_is_the_last_user_turn():
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "first"},
                 {"role": "assistant", "content": "..."}, {"role": "user", "content": "second"}]
     assert policy.chat_question(messages) == "second"
+    assert policy.chat_safety_text(messages) == "be brief\nfirst\n...\nsecond"  # the screen reads every turn
 
 
 GOOD_OPTIONS = ["a", "b", "c", "d"]
