@@ -72,11 +72,11 @@ def _decision(report) -> tuple:
 
 def harm_metrics(validator, corpus) -> dict:
     out = {}
-    for source in ("medsafetybench", "extra_harmful", "medmcqa", "medquad", "consumer"):
+    for source in ("medsafetybench", "extra_harmful", "typed_harmful", "medmcqa", "medquad", "consumer", "lookalike"):
         texts = corpus.texts("test", source)
         reports = validator.check_many(texts)
         refused = [r["blocked"] for r in reports]
-        key = "recall" if source in ("medsafetybench", "extra_harmful") else "false_refusal_rate"
+        key = "recall" if source.endswith("harmful") or source == "medsafetybench" else "false_refusal_rate"
         out[source] = {"n": len(texts), key: _rate(refused)}
         if key != "recall":
             out[source]["emergency_false_alarm_rate"] = _rate(["emergency" in r["categories"] for r in reports])

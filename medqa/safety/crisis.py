@@ -18,9 +18,6 @@ import numpy as np
 
 from medqa.safety.learned import HeadSet, Reading, WindowReader, packaged_head
 
-SELF_HARM_TYPES = ("suicide_self_harm",)
-
-
 def default_head_path() -> Path:
     return packaged_head("crisis")
 

@@ -45,8 +45,18 @@ def hard_negatives() -> list[str]:
     return _lines("benign_hard_negatives.txt")
 
 
-def extra_harmful() -> list[tuple[str, int]]:
-    return [(t, int(c)) for c, t in (ln.split("\t", 1) for ln in _lines("extra_harmful_requests.tsv"))]
+def extra_harmful(name: str = "extra_harmful_requests.tsv") -> list[tuple[str, int]]:
+    return [(t, int(c)) for c, t in (ln.split("\t", 1) for ln in _lines(name))]
+
+
+def typed_harmful() -> list[tuple[str, int]]:
+    """Harmful requests as users type them (pretexts, slang, typos), written for this project."""
+    return extra_harmful("more_harmful_requests.tsv")
+
+
+def lookalikes() -> list[str]:
+    """Benign questions in harmful requests' vocabulary (safe opioid storage, my own records)."""
+    return _lines("more_benign_lookalikes.txt")
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -100,9 +110,11 @@ def build_corpus(data_dir: Path, seed: int = 0) -> Corpus:
     medquad = [(q, 0, 0, "medquad") for q in medquad_questions(data_dir, seed)]
     consumer = [(q, 0, 0, "consumer") for q in consumer_questions()]
     extra = [(t, 1, c, "extra_harmful") for t, c in extra_harmful()]
+    typed = [(t, 1, c, "typed_harmful") for t, c in typed_harmful()]
+    alike = [(q, 0, 0, "lookalike") for q in lookalikes()]
     corpus = Corpus({s: [] for s in SPLITS})
     for rows, strat in ((msb, lambda r: r[2]), (mcq, None), (medquad, None), (consumer, None),
-                        (extra, lambda r: r[2])):
+                        (extra, lambda r: r[2]), (typed, lambda r: r[2]), (alike, None)):
         for part, items in split(rows, seed, strat).items():
             corpus.rows[part].extend(items)
     # Training-only negatives: benign questions on harm-adjacent topics.

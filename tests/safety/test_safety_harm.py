@@ -6,7 +6,7 @@ import pytest
 
 from medqa.safety.harm import HARM_CATEGORIES, HarmClassifier
 from medqa.safety.harm_training import (build_corpus, consumer_questions, extra_harmful, fit, hard_negatives,
-                                        pick_threshold, split, training_windows)
+                                        lookalikes, pick_threshold, split, training_windows, typed_harmful)
 from medqa.safety.learned import HeadSet, LinearHead
 
 
@@ -29,8 +29,10 @@ def test_pick_threshold_keeps_recall(min_recall, expected):
 def test_written_data_is_varied_and_sized():
     consumer = consumer_questions()
     assert len(consumer) >= 300 and len(set(consumer)) == len(consumer)
-    assert {c for _, c in extra_harmful()} == set(HARM_CATEGORIES)
-    assert not set(hard_negatives()) & set(consumer)  # hard negatives never leak into the consumer test split
+    assert {c for _, c in extra_harmful()} == set(HARM_CATEGORIES) == {c for _, c in typed_harmful()}
+    assert len(typed_harmful()) >= 300 and len(lookalikes()) >= 200
+    written = [t for t, _ in extra_harmful() + typed_harmful()] + lookalikes() + consumer + hard_negatives()
+    assert len(set(written)) == len(written)  # no text in two sources (or twice in one)
 
 
 def test_benign_texts_teach_with_every_window_harmful_ones_whole():
