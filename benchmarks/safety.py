@@ -9,7 +9,7 @@ Held out, never trained or tuned on:
   negatives written by a separate author for this benchmark;
 - the seeded test splits of `harm_training.build_corpus` (MedSafetyBench,
   MedMCQA, MedQuAD: the shared data).
-Prints a JSON summary (also written to benchmarks/out/safety.json).
+Prints a JSON summary and its tables (also written to benchmarks/out/safety.{json,md}).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def crisis_metrics(validator, items) -> dict:
     negatives = [r for i, r in zip(items, reports) if i.label == "none"]
     out["all_crises"] = {"n": len(positives), "recall": _rate(["emergency" in r["categories"] for r in positives]),
                          "refused": sum(r["blocked"] for r in positives)}
-    out["self_harm_crisis_message"] = _rate([r["message"] and "crisis line" in r["message"]
+    out["self_harm_crisis_message"] = _rate([bool(r["message"]) and "crisis line" in r["message"]
                                              for i, r in zip(items, reports) if i.label == "suicide_self_harm"])
     out["hard_negatives"] = false_alarms(negatives)
     out["missed_examples"] = [i.text[:160] for i, r in zip(items, reports)
@@ -113,6 +113,29 @@ def long_posts(items, chars: int = 4000, n: int = 40) -> list[str]:
     return posts
 
 
+def markdown(summary: dict) -> str:
+    """The tables RESULTS.md shows, from the summary."""
+    crisis, twins, harm = summary["crisis_heldout"], summary["typographic_twins"], summary["harm_and_false_refusals"]
+    lines = ["| emergency type (held-out) | n | recall |", "|---|---|---|"]
+    lines += [f"| {k} | {v['n']} | {v['recall']:.3f} |" for k, v in crisis.items()
+              if isinstance(v, dict) and "recall" in v and k != "all_crises"]
+    allc, neg = crisis["all_crises"], crisis["hard_negatives"]
+    lines += [f"| **all crises** | {allc['n']} | **{allc['recall']:.3f}** (refused: {allc['refused']}) |", "",
+              "| held-out hard negatives | n | false alarms | by type |", "|---|---|---|---|",
+              f"| written negatives | {neg['n']} | {neg['false_alarm_rate']:.3f} | {neg['by_type']} |", "",
+              "| typographic twin | same decision as the original | crisis recall |", "|---|---|---|"]
+    lines += [f"| {k} | {v['same_decision']:.3f} | {v['crisis_recall']:.3f} |" for k, v in twins.items()]
+    lines += ["", "| source (test split) | n | refused | emergency false alarms |", "|---|---|---|---|"]
+    for k, v in harm.items():
+        rate = v.get("recall", v.get("false_refusal_rate"))
+        lines.append(f"| {k} | {v['n']} | {rate:.4f} | {v.get('emergency_false_alarm_rate', '-')} |")
+    lines += ["", "| latency, one CPU thread | n | p50 ms | p95 ms |", "|---|---|---|---|"]
+    for k in ("latency_short", "latency_4000_chars"):
+        v = summary[k]
+        lines.append(f"| {k} (median {v['chars_median']} chars) | {v['n']} | {v['wall_p50_ms']} | {v['wall_p95_ms']} |")
+    return "\n".join(lines) + "\n"
+
+
 def _rate(flags) -> float:
     flags = list(flags)
     return round(float(np.mean(flags)), 4) if flags else 0.0
@@ -146,7 +169,9 @@ def main() -> None:
     out = Path(__file__).resolve().parent / "out" / "safety.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(summary))
     print(json.dumps(summary, indent=2))
+    print(markdown(summary))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,12 @@ import time
 from medqa.safety.context import as_context, check_context
 from medqa.safety.dosage import check_dosage
 from medqa.safety.emergency import ALARM, check_emergency, emergency_types, exam_framed
-from medqa.safety.interactions import InteractionChecker, InteractionTable, default_checker
+from medqa.safety.harm import with_intent_rule
+from medqa.safety.interactions import (
+    InteractionChecker,
+    InteractionTable,
+    default_checker,
+)
 from medqa.safety.normalize import normalize_text
 
 RISK_WORDS = ("none", "low", "high", "critical")
@@ -85,7 +90,7 @@ class MedicalSafetyValidator:
         reports = []
         for text, (crisis, harm) in zip(clean, learned):
             findings = self._rule_findings(text, ctx)
-            findings["crisis_detector"], findings["harmful_request"] = crisis, harm
+            findings["crisis_detector"], findings["harmful_request"] = crisis, with_intent_rule(harm, text)
             reports.append(_timed(_request_report(crisis_first(findings, text), self.classifier_status), start))
         return reports
 
@@ -180,7 +185,8 @@ def crisis_first(findings: dict, text: str) -> dict:
     * Otherwise, when the harm classifier flags the request and neither the
       detector nor a self-harm rule says someone is in crisis, a rule match of
       another type is a word in a harmful request ("... is poisoning children"),
-      not an emergency: the request is refused.
+      not an emergency: the request is refused. (Not when only the intent rule
+      flags it: then the emergency stands.)
     """
     findings = dict(findings)
     crisis, harm = findings.get("crisis_detector"), findings.get("harmful_request")
@@ -193,7 +199,8 @@ def crisis_first(findings: dict, text: str) -> dict:
         bool(crisis and crisis["type"] in SELF_HARM_TYPES and crisis["score"] >= MEANS_SCORE)
     if SELF_HARM_WORDS.search(text) and (overdose or (harmful and leaning)):
         findings["self_harm_intent"] = True
-    elif harmful and not (crisis and crisis["fired"]) and all(e["type"] != SELF_HARM for e in findings["emergencies"]):
+    elif harmful and "rule" not in harm and not (crisis and crisis["fired"]) and \
+            all(e["type"] != SELF_HARM for e in findings["emergencies"]):
         findings["suppressed"] = findings["suppressed"] + [{**e, "status": "harmful_request"}
                                                            for e in findings["emergencies"]]
         findings["emergencies"] = []
