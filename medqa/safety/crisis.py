@@ -12,24 +12,13 @@ shipped as arrays in `medqa/resources/safety/crisis.npz`.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from medqa.safety.learned import HeadSet, Reading, WindowReader, packaged_head
-
-def default_head_path() -> Path:
-    return packaged_head("crisis")
+from medqa.safety.learned import LearnedCheck, Reading
 
 
-class CrisisDetector:
-    def __init__(self, heads: HeadSet | str | Path | None = None, embedder=None, static=None):
-        self.heads = heads if isinstance(heads, HeadSet) else HeadSet.load(heads or default_head_path())
-        self.reader = WindowReader([self.heads.heads["screen"]], embedder, static)
-
-    @property
-    def threshold(self) -> float:
-        return self.heads.threshold
+class CrisisDetector(LearnedCheck):
+    NAME = "crisis"
 
     def verdict(self, reading: Reading) -> dict:
         head = self.heads.heads["types"]
@@ -41,6 +30,3 @@ class CrisisDetector:
         return {"fired": bool(alarm[best] >= self.threshold), "type": kind, "score": round(float(alarm[best]), 4),
                 "threshold": round(self.threshold, 4), "window": [window.start, window.end],
                 "windows_read": len(reading.windows), "windows_total": reading.total_windows}
-
-    def predict(self, texts: list[str]) -> list[dict]:
-        return [self.verdict(r) for r in self.reader.read_many(texts)]

@@ -12,12 +12,11 @@ of a long text that the encoder reads). Only the arrays ship
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 
 from medqa.safety.embedding import SafetyModelMissing
-from medqa.safety.learned import HeadSet, Reading, WindowReader, packaged_head
+from medqa.safety.learned import LearnedCheck, Reading
 
 HarmModelMissing = SafetyModelMissing  # the name callers have caught since the first release
 
@@ -77,20 +76,10 @@ def with_intent_rule(verdict: dict | None, text: str) -> dict | None:
             "rule": f"matched '{matched}'"}
 
 
-def default_head_path() -> Path:
-    return packaged_head("harm")
-
-
-class HarmClassifier:
+class HarmClassifier(LearnedCheck):
     """Scores requests read in windows; the verdict is the most harmful window's."""
 
-    def __init__(self, heads: HeadSet | str | Path | None = None, embedder=None, static=None):
-        self.heads = heads if isinstance(heads, HeadSet) else HeadSet.load(heads or default_head_path())
-        self.reader = WindowReader([self.heads.heads["screen"]], embedder, static)
-
-    @property
-    def threshold(self) -> float:
-        return self.heads.threshold
+    NAME = "harm"
 
     def verdict(self, reading: Reading) -> dict:
         scores = self.heads.heads["harm"].positive(reading.embeddings)
@@ -103,6 +92,3 @@ class HarmClassifier:
                 "threshold": round(self.threshold, 4), "category": category, "category_name": name,
                 "principle": why, "window": [window.start, window.end],
                 "windows_read": len(reading.windows), "windows_total": reading.total_windows}
-
-    def predict(self, texts: list[str]) -> list[dict]:
-        return [self.verdict(r) for r in self.reader.read_many(texts)]

@@ -181,3 +181,24 @@ class WindowReader:
             return list(range(len(ws)))
         static = self.static.encode([w.text for w in ws])
         return select(ws, [h.positive(static) for h in self.screens])
+
+
+class LearnedCheck:
+    """One check's heads with a reader of its own; subclasses name their packaged
+    heads (`NAME`) and turn a reading into a verdict."""
+
+    NAME = ""
+
+    def __init__(self, heads: HeadSet | str | Path | None = None, embedder=None, static=None):
+        self.heads = heads if isinstance(heads, HeadSet) else HeadSet.load(heads or packaged_head(self.NAME))
+        self.reader = WindowReader([self.heads.heads["screen"]], embedder, static)
+
+    @property
+    def threshold(self) -> float:
+        return self.heads.threshold
+
+    def verdict(self, reading: Reading) -> dict:
+        raise NotImplementedError
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        return [self.verdict(r) for r in self.reader.read_many(texts)]
