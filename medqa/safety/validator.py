@@ -50,7 +50,7 @@ SELF_HARM = "suicide_self_harm"
 SELF_HARM_TYPES = (SELF_HARM, "overdose_poisoning")
 # A harmful request that talks about harming oneself is a request for the means
 # of self-harm: it gets the crisis message, never a refusal.
-SELF_HARM_WORDS = re.compile(r"\b(?:myself|my own life|kill me|end it|die|dying|suicid\w*|overdos\w*|lethal|fatal|"
+SELF_HARM_WORDS = re.compile(r"\b(?:myself|my (?:own )?life|kill me|end it|die|dying|suicid\w*|overdos\w*|lethal|fatal|"
                              r"painless(?:ly)?|not wake up|cut(?:ting)? me|starve myself|hurt me)\b", re.I)
 MEANS_SCORE = 0.3  # the detector leaning towards self-harm, below its alarm threshold
 DISCLAIMER = ("This information is for general education and is not a substitute for advice from "
