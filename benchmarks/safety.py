@@ -163,8 +163,8 @@ def main() -> None:
         "crisis_heldout": crisis_metrics(validator, items),
         "typographic_twins": twin_metrics(validator, items),
         "harm_and_false_refusals": harm_metrics(validator, corpus),
-        "latency_short": latency(validator, short),
-        "latency_4000_chars": latency(validator, long_posts(items)),
+        "latency_short": latency(validator, short, repeats=3),
+        "latency_4000_chars": latency(validator, long_posts(items), repeats=3),
     }
     out = Path(__file__).resolve().parent / "out" / "safety.json"
     out.parent.mkdir(exist_ok=True)
