@@ -81,6 +81,7 @@ def check(args) -> int:
 
 def classify(args) -> int:
     import json
+    from pathlib import Path
 
     from medqa.console import emit_json
 
@@ -91,6 +92,7 @@ def classify(args) -> int:
         raise ValueError(f"row {missing[0] + 1} of {args.input} has no text field {args.text_field!r}")
     validator, ctx = _validator(args), _context(args)
     counts = {"rows": len(rows), "blocked": 0, "emergency": 0}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     with open(args.output, "w", encoding="utf-8") as out:
         for i in range(0, len(rows), args.batch_size):
             batch = rows[i:i + args.batch_size]

@@ -92,3 +92,11 @@ def test_check_with_patient_context_json(capsys):
 def test_bad_patient_context_is_a_user_error(capsys, context, message):
     assert main(["safety", "check", "--no-classifier", "hello", "--context", context]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_classify_creates_the_output_folder(tmp_path, capsys):
+    src, out = tmp_path / "in.jsonl", tmp_path / "new" / "folder" / "out.jsonl"
+    src.write_text(json.dumps({"q": "My son swallowed bleach"}) + "\n")
+    assert main(["safety", "classify", "--no-classifier", "--input", str(src), "--text-field", "q",
+                 "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["risk_level"] == 3
