@@ -125,12 +125,10 @@ class StaticEmbedder:
         return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-9)
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("MEDQA_CACHE", Path.home() / ".cache" / "medqa"))
-
-
 def static_model_dir() -> Path:
     """Distil the static model once per MiniLM version into the cache (about 20-40 s)."""
+    from medqa.modeling.loading import cache_root  # the project's one cache folder ($MEDQA_CACHE)
+
     source = embedder_dir()
     digest = hashlib.sha1((source / "model.safetensors").read_bytes()[:1 << 20]).hexdigest()[:12]
     target = cache_root() / "safety" / f"static-minilm-{digest}"
@@ -161,12 +159,6 @@ def _distill(source: Path, target: Path) -> None:
 def shared_embedder() -> Embedder:
     """The safety encoder, one per process: serving replicas and the CLI load it once."""
     return Embedder(adapter_dir=packaged_adapter())
-
-
-@lru_cache(maxsize=1)
-def base_embedder() -> Embedder:
-    """Plain all-MiniLM-L6-v2, for training caches and comparisons."""
-    return Embedder()
 
 
 @lru_cache(maxsize=1)

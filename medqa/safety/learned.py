@@ -43,9 +43,9 @@ class LinearHead:
     classes: list[str]
 
     @classmethod
-    def from_sklearn(cls, model, names: list[str] | None = None) -> "LinearHead":
-        classes = names or [str(c) for c in model.classes_]
-        return cls(model.coef_.astype(np.float32), model.intercept_.astype(np.float32), classes)
+    def from_sklearn(cls, model) -> "LinearHead":
+        return cls(model.coef_.astype(np.float32), model.intercept_.astype(np.float32),
+                   [str(c) for c in model.classes_])
 
     def proba(self, emb: np.ndarray) -> np.ndarray:
         logits = emb @ self.coef.T + self.intercept

@@ -19,7 +19,6 @@ thresholds picked on validation texts read exactly as served. The adapter
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,7 +182,6 @@ def train(data_dir: Path, output: Path, settings: TrainSettings = TrainSettings(
     """Fine-tune, export, pick both thresholds on validation; write the package's safety models."""
     from medqa.safety.embedding import Embedder, embedder_dir, shared_static_embedder
 
-    random.seed(settings.seed)
     rows = examples(data_dir, settings.seed)
     model = fine_tune(rows, embedder_dir(), settings, log)
     heads, adapter = export(model, output)
