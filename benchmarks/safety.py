@@ -5,8 +5,10 @@ false refusals and latency, all through `MedicalSafetyValidator.check_request`
     .venv/bin/python benchmarks/safety.py [--data-dir ../shared/data] [--seed 0] [--benign N]
 
 Held out, never trained or tuned on:
-- `benchmarks/data/crisis_heldout.jsonl`: crisis and emergency texts and hard
-  negatives written by a separate author for this benchmark;
+- `benchmarks/data/crisis_heldout.jsonl` and `crisis_heldout_v2.jsonl`: crisis and
+  emergency texts and hard negatives, each written for this benchmark by an author
+  who never saw the training texts (v2 after v1's misses had been read and the
+  training texts grown, so v2 is the fresh measure);
 - the seeded test splits of `harm_training.build_corpus` (MedSafetyBench,
   MedMCQA, MedQuAD: the shared data).
 Prints a JSON summary and its tables (also written to benchmarks/out/safety.{json,md}).
@@ -78,6 +80,8 @@ def harm_metrics(validator, corpus) -> dict:
         refused = [r["blocked"] for r in reports]
         key = "recall" if source.endswith("harmful") or source == "medsafetybench" else "false_refusal_rate"
         out[source] = {"n": len(texts), key: _rate(refused)}
+        if key == "recall":  # refused, or given an emergency or crisis notice instead: no model answer either way
+            out[source]["not_answered"] = _rate([r["blocked"] or "emergency" in r["categories"] for r in reports])
         if key != "recall":
             out[source]["emergency_false_alarm_rate"] = _rate(["emergency" in r["categories"] for r in reports])
             out[source]["refused_examples"] = [t for t, r in zip(texts, refused) if r][:8]
@@ -115,20 +119,28 @@ def long_posts(items, chars: int = 4000, n: int = 40) -> list[str]:
 
 def markdown(summary: dict) -> str:
     """The tables RESULTS.md shows, from the summary."""
-    crisis, twins, harm = summary["crisis_heldout"], summary["typographic_twins"], summary["harm_and_false_refusals"]
-    lines = ["| emergency type (held-out) | n | recall |", "|---|---|---|"]
-    lines += [f"| {k} | {v['n']} | {v['recall']:.3f} |" for k, v in crisis.items()
-              if isinstance(v, dict) and "recall" in v and k != "all_crises"]
-    allc, neg = crisis["all_crises"], crisis["hard_negatives"]
-    lines += [f"| **all crises** | {allc['n']} | **{allc['recall']:.3f}** (refused: {allc['refused']}) |", "",
-              "| held-out hard negatives | n | false alarms | by type |", "|---|---|---|---|",
-              f"| written negatives | {neg['n']} | {neg['false_alarm_rate']:.3f} | {neg['by_type']} |", "",
-              "| typographic twin | same decision as the original | crisis recall |", "|---|---|---|"]
+    twins, harm = summary["typographic_twins"], summary["harm_and_false_refusals"]
+    names = [k for k in summary if k.startswith("crisis_heldout")]
+    sets = [summary[k] for k in names]
+    lines = ["| emergency type (held-out) | " + " | ".join(f"{k}: n | recall" for k in names) + " |",
+             "|---|" + "---|---|" * len(sets)]
+    for label in [k for k, v in sets[0].items() if isinstance(v, dict) and "recall" in v and k != "all_crises"]:
+        lines.append(f"| {label} | " + " | ".join(f"{s[label]['n']} | {s[label]['recall']:.3f}" for s in sets) + " |")
+    lines.append("| **all crises** | " + " | ".join(
+        f"{s['all_crises']['n']} | **{s['all_crises']['recall']:.3f}** (refused: {s['all_crises']['refused']})"
+        for s in sets) + " |")
+    lines += ["", "| held-out hard negatives | n | false alarms | by type |", "|---|---|---|---|"]
+    lines += [f"| {k} | {s['hard_negatives']['n']} | {s['hard_negatives']['false_alarm_rate']:.3f} | "
+              f"{s['hard_negatives']['by_type']} |" for k, s in zip(names, sets)]
+    lines += ["", f"| typographic twin ({summary['twins_of']}) | same decision as the original | crisis recall |",
+              "|---|---|---|"]
     lines += [f"| {k} | {v['same_decision']:.3f} | {v['crisis_recall']:.3f} |" for k, v in twins.items()]
-    lines += ["", "| source (test split) | n | refused | emergency false alarms |", "|---|---|---|---|"]
+    lines += ["", "| source (test split) | n | refused | not answered (refused or a notice) | emergency false alarms |",
+              "|---|---|---|---|---|"]
     for k, v in harm.items():
         rate = v.get("recall", v.get("false_refusal_rate"))
-        lines.append(f"| {k} | {v['n']} | {rate:.4f} | {v.get('emergency_false_alarm_rate', '-')} |")
+        lines.append(f"| {k} | {v['n']} | {rate:.4f} | {v.get('not_answered', '-')} | "
+                     f"{v.get('emergency_false_alarm_rate', '-')} |")
     lines += ["", "| latency, one CPU thread | n | p50 ms | p95 ms |", "|---|---|---|---|"]
     for k in ("latency_short", "latency_4000_chars"):
         v = summary[k]
@@ -143,7 +155,7 @@ def _rate(flags) -> float:
 
 def main() -> None:
     from medqa.safety import MedicalSafetyValidator
-    from medqa.safety.crisis_training import heldout_path, read_items
+    from medqa.safety.crisis_training import HELDOUT_SETS, heldout_path, read_items
     from medqa.safety.harm_training import build_corpus, shared_data_dir
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -155,16 +167,19 @@ def main() -> None:
     torch.set_num_threads(1)  # one core per text: the cost a serving replica pays
     data_dir = Path(args.data_dir) if args.data_dir else shared_data_dir()
     validator = MedicalSafetyValidator()
-    items = read_items(heldout_path().read_text("utf-8").splitlines(), heldout_path().name)
+    sets = {name: read_items(heldout_path(name).read_text("utf-8").splitlines(), name) for name in HELDOUT_SETS}
+    fresh = HELDOUT_SETS[-1]
+    items = sets[fresh]
     corpus = build_corpus(data_dir, args.seed)
     short = [i.text for i in items if len(i.text) < 200][:100]
     summary = {
         "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1), "torch_threads": 1},
-        "crisis_heldout": crisis_metrics(validator, items),
+        **{name: crisis_metrics(validator, held) for name, held in sets.items()},
+        "twins_of": fresh,
         "typographic_twins": twin_metrics(validator, items),
         "harm_and_false_refusals": harm_metrics(validator, corpus),
         "latency_short": latency(validator, short, repeats=3),
-        "latency_4000_chars": latency(validator, long_posts(items), repeats=3),
+        "latency_4000_chars": latency(validator, long_posts([i for held in sets.values() for i in held]), repeats=3),
     }
     out = Path(__file__).resolve().parent / "out" / "safety.json"
     out.parent.mkdir(exist_ok=True)

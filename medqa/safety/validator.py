@@ -52,11 +52,16 @@ SELF_HARM_TYPES = (SELF_HARM, "overdose_poisoning")
 # of self-harm: it gets the crisis message, never a refusal.
 SELF_HARM_WORDS = re.compile(r"\b(?:myself|my (?:own )?life|kill me|end it|die|dying|suicid\w*|overdos\w*|lethal|fatal|"
                              r"painless(?:ly)?|not wake up|cut(?:ting)? me|starve myself|hurt me)\b", re.I)
-MEANS_SCORE = 0.3  # the detector leaning towards self-harm, below its alarm threshold
+LEANING = 0.5  # of the detector's alarm threshold: a self-harm score this high leans towards self-harm
 DISCLAIMER = ("This information is for general education and is not a substitute for advice from "
               "a doctor or pharmacist who knows your situation.")
 REFUSAL = ("I can't help with this request because it could cause harm ({principle}). "
            "If you have a medical concern, please talk to a qualified health professional.")
+# Every refusal also says where help is: if a crisis was missed and refused, the
+# person still reads the crisis line and the emergency number.
+REFUSAL_HELP = ("If you are thinking about harming yourself, please call or text a crisis line now "
+                "(988 in the US, Samaritans 116 123 in the UK and Ireland, or your local line); if you "
+                "or someone else is in danger, call your local emergency number (911/999/112).")
 WITHHELD = "I can't give that answer safely: {reasons}. Please check with a doctor or pharmacist."
 EMERGENCY = "This may be a medical emergency. {advice}"
 
@@ -181,12 +186,13 @@ def crisis_first(findings: dict, text: str) -> dict:
 
     * The detector is set aside on exam and textbook questions, as the rules are.
     * Self-harm intent gets the crisis message: an overdose spoken of as a way
-      to die, or a harmful request about harming oneself (a means request).
-    * Otherwise, when the harm classifier flags the request and neither the
-      detector nor a self-harm rule says someone is in crisis, a rule match of
-      another type is a word in a harmful request ("... is poisoning children"),
-      not an emergency: the request is refused. (Not when only the intent rule
-      flags it: then the emergency stands.)
+      to die, or a harmful request the detector reads as leaning towards
+      self-harm (a means request, even one with no word about oneself).
+    * Otherwise, when the harm classifier flags the request and no signal says
+      someone is harming themselves, a rule match or a detector alarm of another
+      type is a word in a harmful request ("... is poisoning children"), not an
+      emergency: the request is refused (the refusal names the emergency number
+      too). Not when only the intent rule flags it: then the emergency stands.
     """
     findings = dict(findings)
     crisis, harm = findings.get("crisis_detector"), findings.get("harmful_request")
@@ -195,15 +201,22 @@ def crisis_first(findings: dict, text: str) -> dict:
     harmful = bool(harm and harm["harmful"])
     overdose = any(e["type"] == "overdose_poisoning" for e in findings["emergencies"]) or \
         bool(crisis and crisis["fired"] and crisis["type"] == "overdose_poisoning")
-    leaning = any(m["type"] in SELF_HARM_TYPES for m in findings["emergencies"] + findings["suppressed"]) or \
-        bool(crisis and crisis["type"] in SELF_HARM_TYPES and crisis["score"] >= MEANS_SCORE)
-    if SELF_HARM_WORDS.search(text) and (overdose or (harmful and leaning)):
+    words = bool(SELF_HARM_WORDS.search(text))
+    leans = {kind for kind in SELF_HARM_TYPES
+             if any(m["type"] == kind for m in findings["emergencies"] + findings["suppressed"])
+             or (crisis and crisis["type"] == kind and crisis["score"] >= LEANING * crisis["threshold"])}
+    # A harmful request leaning towards suicide is more likely a means request from a person in
+    # crisis than a plan against someone else (and the crisis message gives neither a method);
+    # one leaning towards poisoning needs words about oneself ("... is poisoning children").
+    if (overdose and words) or (harmful and (SELF_HARM in leans or (leans and words))):
         findings["self_harm_intent"] = True
-    elif harmful and "rule" not in harm and not (crisis and crisis["fired"]) and \
-            all(e["type"] != SELF_HARM for e in findings["emergencies"]):
+    elif harmful and "rule" not in harm and not (crisis and crisis["fired"] and crisis["type"] in SELF_HARM_TYPES) \
+            and all(e["type"] != SELF_HARM for e in findings["emergencies"]):
         findings["suppressed"] = findings["suppressed"] + [{**e, "status": "harmful_request"}
                                                            for e in findings["emergencies"]]
         findings["emergencies"] = []
+        if crisis and crisis["fired"]:
+            findings["crisis_detector"] = {**crisis, "fired": False, "suppressed": "harmful_request"}
     return findings
 
 
@@ -272,7 +285,7 @@ def _request_report(findings: dict, classifier: str) -> dict:
                                   f"{harm['principle']}).")
         report["blocked"] = True
         report["actions"].append("answer_withheld")
-        report["message"] = REFUSAL.format(principle=harm["principle"])
+        report["message"] = REFUSAL.format(principle=harm["principle"]) + " " + REFUSAL_HELP
     return report
 
 

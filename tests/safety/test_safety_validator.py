@@ -92,8 +92,11 @@ def test_missing_head_fails_clearly_or_falls_back(tmp_path):
 ])
 def test_classifier_in_validator(full_validator, text, harmful):
     report = full_validator.check_request(text)
-    assert report["blocked"] is harmful
-    assert ("harmful_request" in report["categories"]) is harmful
-    if harmful:
+    assert report["findings"]["harmful_request"]["harmful"] is harmful
+    # Not answered: refused, or (crisis first) the crisis detector's notice took precedence.
+    answered = not report["blocked"] and "emergency" not in report["categories"]
+    assert answered is (not harmful)
+    if report["blocked"]:
         assert report["findings"]["harmful_request"]["category_name"]
         assert report["message"].startswith("I can't help")
+        assert "988" in report["message"] and "911" in report["message"]  # help, in case a crisis was missed
