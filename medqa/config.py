@@ -166,7 +166,7 @@ class TuningConfig:
 
 @dataclass
 class ServingConfig:
-    host: str = opt("127.0.0.1", "HTTP host Ray Serve binds.")
+    host: str = opt("127.0.0.1", "HTTP host Ray Serve binds (`medqa serve`; a Serve config file has its own `http_options`).")
     port: int = opt(8000, "HTTP port.")
     adapter: Optional[str] = opt(None, "LoRA adapter directory served on top of the base model.")
     max_batch_size: int = opt(8, "`@serve.batch` maximum batch size.")
@@ -174,26 +174,50 @@ class ServingConfig:
     min_replicas: int = opt(1, "Model deployment autoscaling minimum.")
     max_replicas: int = opt(2, "Model deployment autoscaling maximum.")
     target_ongoing_requests: int = opt(4, "Autoscaling target of ongoing requests per replica.")
-    max_question_chars: int = opt(4000, "Longer questions are refused with 413/422.")
-    api_key_env: str = opt("MEDQA_API_KEY", "Environment variable that, when set, holds the API key required in `Authorization: Bearer`.")
-    abstain_threshold: float = opt(0.35, "`/v1/mcq` answers are flagged `abstained` when the top option probability is below this.")
+    upscale_delay_s: float = opt(10.0, "Seconds the load must stay above target before a model replica is added.")
+    downscale_delay_s: float = opt(120.0, "Seconds the load must stay below target before a model replica is removed.")
+    look_back_period_s: float = opt(30.0, "Window over which the autoscaler averages the load.")
+    num_replicas: Optional[int] = opt(None, "Fixed model replicas instead of autoscaling.")
     load_in_4bit: bool = opt(False, "Serve the base model in 4-bit NF4 (saves GPU memory; slower than full precision on CPU).")
     model_num_cpus: float = opt(1.0, "CPUs reserved per model replica.")
     model_num_gpus: float = opt(0.0, "GPUs reserved per model replica (fractions share a GPU).")
+    small_num_cpus: float = opt(0.25, "CPUs reserved per ingress and safety replica.")
     max_ongoing_requests: int = opt(32, "Requests a model replica accepts at once (queued into `@serve.batch` batches); at least 4 x max_batch_size lets merged batches fill.")
+    max_queued_requests: int = opt(64, "Requests the ingress queues for busy model replicas; beyond that a request gets 503 with `Retry-After` at once.")
+    request_timeout_s: float = opt(60.0, "A request not answered in this many seconds gets 504 and its work is cancelled.")
+    retry_after_s: int = opt(2, "`Retry-After` seconds sent with a 503.")
+    # Request limits (checked after authentication, before any work)
+    max_body_bytes: int = opt(262_144, "Larger request bodies get 413 before they are parsed.")
+    max_question_chars: int = opt(4000, "Longer questions (and chat turns) get 413.")
+    max_option_chars: int = opt(1000, "Longer MCQ options get 413.")
+    max_messages: int = opt(64, "Chat requests with more messages get 422.")
+    max_stop_sequences: int = opt(4, "Requests with more stop sequences get 422.")
     max_new_tokens: int = opt(512, "Largest `max_length` / `max_tokens` a request may ask for (larger ones get a 422).")
+    abstain_threshold: float = opt(0.35, "`/v1/mcq` answers are flagged `abstained` when the top option probability is below this.")
+    # Security (the operator's decisions; no request can change them)
+    api_key_env: str = opt("MEDQA_API_KEY", "Environment variable of the ingress replicas that, when set, holds the API key required in `Authorization: Bearer`.")
+    api_key_file: Optional[str] = opt(None, "File holding the API key (a mounted Kubernetes Secret); read by the ingress replicas, never passed through Ray.")
+    allow_unauthenticated: bool = opt(False, "Let a server bound beyond loopback run without an API key.")
+    allow_safety_opt_out: bool = opt(False, "Honour a request's `use_safety: false` (otherwise 403). Emergency and crisis handling stays on regardless.")
 
     def __post_init__(self) -> None:
         _check(1 <= self.port <= 65535, "port", "must be a TCP port")
         _check(self.max_batch_size >= 1, "max_batch_size", "must be at least 1")
         _check(self.batch_wait_timeout_s >= 0, "batch_wait_timeout_s", "must be >= 0")
         _check(1 <= self.min_replicas <= self.max_replicas, "min_replicas", "must be between 1 and max_replicas")
+        _check(self.num_replicas is None or self.num_replicas >= 1, "num_replicas", "must be at least 1 or empty")
         _check(self.target_ongoing_requests >= 1, "target_ongoing_requests", "must be at least 1")
-        _check(self.max_question_chars >= 1, "max_question_chars", "must be positive")
+        _check(self.upscale_delay_s >= 0 and self.downscale_delay_s >= 0, "upscale_delay_s", "delays must be >= 0")
+        _check(self.look_back_period_s > 0, "look_back_period_s", "must be positive")
+        _check(self.model_num_cpus >= 0 and self.model_num_gpus >= 0 and self.small_num_cpus >= 0, "model_num_cpus",
+               "resources must be >= 0")
+        for key in ("max_ongoing_requests", "max_queued_requests", "max_body_bytes", "max_question_chars",
+                    "max_option_chars", "max_messages", "retry_after_s"):
+            _check(getattr(self, key) >= 1, key, "must be at least 1")
+        _check(self.max_stop_sequences >= 0, "max_stop_sequences", "must be >= 0")
+        _check(self.request_timeout_s > 0, "request_timeout_s", "must be positive")
         _check(0.0 <= self.abstain_threshold <= 1.0, "abstain_threshold", "must be in [0, 1]")
-        _check(self.model_num_cpus >= 0 and self.model_num_gpus >= 0, "model_num_cpus", "resources must be >= 0")
-        _check(self.max_ongoing_requests >= 1, "max_ongoing_requests", "must be at least 1")
-        _check(1 <= self.max_new_tokens <= 512, "max_new_tokens", "must be between 1 and 512")
+        _check(1 <= self.max_new_tokens <= 2048, "max_new_tokens", "must be between 1 and 2048")
 
 
 @dataclass

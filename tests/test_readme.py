@@ -21,7 +21,7 @@ from medqa.config import reference_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
-CLOUD_PREFIXES = ("docker build", "ray up", "ray down", "kubectl apply", "serve deploy")
+CLOUD_PREFIXES = ("docker build", "ray up", "ray down", "ray dashboard", "kubectl apply", "serve deploy")
 
 
 def bash_blocks(text: str = README) -> list[list[str]]:
@@ -43,7 +43,7 @@ def local_paths(argv: list[str]) -> list[str]:
 
 
 def _route_exists(url: str) -> bool:
-    from medqa.serving.app import app
+    from medqa.serving.ingress import app
 
     paths = app.openapi()["paths"]
     return url.split("127.0.0.1:8000", 1)[1] in paths
@@ -61,7 +61,7 @@ def check_line(line: str) -> str:
     if argv[0] == "medqa":
         build_parser().parse_args(argv[1:])  # SystemExit on a wrong flag or command
         return "medqa"
-    if line.startswith(CLOUD_PREFIXES):
+    if shlex.join(argv).startswith(CLOUD_PREFIXES):
         return "cloud"
     if argv[:3] == ["ray", "job", "submit"]:
         entry = argv[argv.index("--") + 1:]

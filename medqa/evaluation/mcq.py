@@ -154,7 +154,7 @@ def _supports_logits_to_keep(model) -> bool:
     return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
-def _max_length(model, tokenizer) -> int:
+def context_length(model, tokenizer) -> int:
     """The model's context window (tokenizer limits are often a 1e30 sentinel)."""
     config = getattr(model, "config", None)
     for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
@@ -242,7 +242,7 @@ def score_records(
         raise ValueError(f"unknown scoring method {method!r}; choose one of {METHODS}")
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    max_len = _max_length(model, tokenizer)
+    max_len = context_length(model, tokenizer)
     per_record = [build_sequences(tokenizer, r, method, max_len) for r in records]
     flat = [seq for seqs in per_record for seq in seqs]
     with _eval_mode(model):
@@ -283,7 +283,7 @@ def continuation_loglikelihoods(
 ) -> list[tuple[float, int]]:
     """(summed log-probability, token count) of each continuation given its context:
     the harness's `loglikelihood` request, used for perplexity of reference texts."""
-    max_len = _max_length(model, tokenizer)
+    max_len = context_length(model, tokenizer)
     sequences = []
     for context, continuation in pairs:
         ctx, cont = encode_pair(tokenizer, context, continuation)

@@ -7,7 +7,6 @@ change in its interface is absorbed here in one place.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -21,6 +20,8 @@ REFUSAL = "I can't help with this request."
 DISCLAIMER = "This information is educational and not a substitute for professional medical advice."
 
 ANSWER, EMERGENCY, REFUSE = "answer", "emergency", "refuse"
+WITHHELD = "withheld"  # the answer failed the output check (a dangerous dose, say)
+UNCHECKED = "unchecked"  # answered without refusal and output checks: the operator allows opt-outs
 
 
 # ---------------------------------------------------------------- safety reports
@@ -85,6 +86,19 @@ def decide(report: dict) -> str:
 def emergency_message(report: dict) -> str:
     message = report.get("message") or ""
     return str(message if "emergency" in message.lower() else EMERGENCY_NOTICE)
+
+
+def no_answer_message(decision: str, report: dict) -> str:
+    """What a client reads instead of an answer."""
+    if decision == EMERGENCY:
+        return emergency_message(report)
+    if decision == WITHHELD:
+        return WITHHELD_MESSAGE
+    return refusal_message(report)
+
+
+WITHHELD_MESSAGE = ("The answer was withheld because it failed the safety check on answers "
+                    "(for example a dose above the safe limit). Please ask a pharmacist or doctor.")
 
 
 def refusal_message(report: dict) -> str:
@@ -201,6 +215,10 @@ class GenerationItem:
     stop: tuple[str, ...] = ()
     seed: Optional[int] = None
 
+    @classmethod
+    def from_dict(cls, raw: dict) -> "GenerationItem":
+        return cls(**{**raw, "stop": tuple(raw.get("stop", ()))})
+
     def settings(self) -> tuple:
         """Requests with equal settings share one `generate` call."""
         return (self.temperature, self.max_length, self.length_penalty, self.num_beams, self.concise, self.stop, self.seed)
@@ -216,16 +234,3 @@ def group_by_settings(items: Sequence[GenerationItem]) -> list[list[int]]:
     for i, item in enumerate(items):
         groups.setdefault(item.settings(), []).append(i)
     return list(groups.values())
-
-
-# ---------------------------------------------------------------- auth
-
-
-def api_key_ok(expected: Optional[str], authorization: Optional[str], x_api_key: Optional[str]) -> bool:
-    """No key configured → open. Otherwise `Authorization: Bearer KEY` or `X-API-Key: KEY`."""
-    if not expected:
-        return True
-    given = x_api_key or ""
-    if authorization and authorization.lower().startswith("bearer "):
-        given = authorization[7:].strip()
-    return hmac.compare_digest(given.encode(), expected.encode())

@@ -5,45 +5,58 @@ The request models are strict where a silent coercion would hide a client bug
 unknown fields on the medqa endpoints so a typo (`temprature`) is a 422, not an
 ignored setting. The OpenAI-compatible chat endpoint ignores unknown fields
 because OpenAI clients send many we do not implement.
+
+Sizes and counts are limits of the server, not of the schema: they live in
+`ServingConfig` and are checked after authentication (`limits.py`); the body-size
+limit bounds everything before parsing.
 """
 
-from __future__ import annotations
-
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from medqa.safety.context import PatientContext  # the one schema: HTTP, Python API and CLI
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
+                      model_validator)
 
-# Hard caps enforced by the schema (the configured `serving.max_question_chars`
-# may be lower and is checked by the app).
-MAX_QUESTION_CHARS = 20_000
-MAX_OPTION_CHARS = 1_000
-MAX_NEW_TOKENS = 512
-MAX_STOP_SEQUENCES = 4
-MAX_MESSAGES = 64
+MIN_TEMPERATURE = 0.01
+"""Below this, sampling is decoded greedily: dividing logits by 1e-300 overflows to
+inf and NaN probabilities, and the limit of sampling as T -> 0 is greedy anyway."""
 
-Temperature = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature; 0 is greedy decoding.")
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must contain text, not only whitespace")
+    return text
+
+
+def _greedy_when_tiny(t: float) -> float:
+    return 0.0 if t < MIN_TEMPERATURE else float(t)
+
+
+Text = Annotated[StrictStr, Field(min_length=1), AfterValidator(_not_blank)]
 Number = Union[StrictInt, StrictFloat]
+Temperature = Annotated[Number, Field(ge=0.0, le=2.0), AfterValidator(_greedy_when_tiny)]
+TEMPERATURE_DOC = f"Sampling temperature; 0 (and anything below {MIN_TEMPERATURE}) is greedy decoding."
 
 
 class GenerationControls(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    temperature: Number = Temperature
-    max_length: StrictInt = Field(100, ge=1, le=MAX_NEW_TOKENS, description="New tokens generated at most.")
+    temperature: Temperature = Field(0.7, description=TEMPERATURE_DOC)
+    max_length: StrictInt = Field(100, ge=1, description="New tokens generated at most (the server's cap: /health).")
     length_penalty: Number = Field(
         1.0, ge=0.0, le=5.0, description="Beam-search length exponent (>1 favours longer answers); used with num_beams > 1."
     )
     num_beams: StrictInt = Field(1, ge=1, le=4)
     concise: StrictBool = Field(False, description="Ask for a one- or two-sentence answer.")
     stop: list[StrictStr] = Field(
-        default_factory=list, max_length=MAX_STOP_SEQUENCES, description="Extra stop sequences (the template's own always apply)."
+        default_factory=list, description="Extra stop sequences (the template's own always apply)."
     )
     seed: Optional[StrictInt] = Field(None, ge=0, le=2**31 - 1)
 
 
 class GenerateRequest(GenerationControls):
-    question: StrictStr = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS)
-    use_safety: StrictBool = Field(True, description="Input and output safety checks (emergencies are always detected).")
+    question: Text
+    use_safety: StrictBool = Field(True, description="false is honoured only where the operator allows it "
+                                   "(`serving.allow_safety_opt_out`), else 403; emergencies and crises are always handled.")
     patient_context: Optional[PatientContext] = None
 
 
@@ -72,13 +85,13 @@ class MCQRequest(BaseModel):
     """Options as a list of four strings, or MedMCQA-style `opa`..`opd`."""
 
     model_config = ConfigDict(extra="forbid")
-    question: StrictStr = Field(..., min_length=1, max_length=MAX_QUESTION_CHARS)
+    question: Text
     options: Optional[list[StrictStr]] = Field(None, min_length=4, max_length=4)
     opa: Optional[StrictStr] = None
     opb: Optional[StrictStr] = None
     opc: Optional[StrictStr] = None
     opd: Optional[StrictStr] = None
-    use_safety: StrictBool = True
+    use_safety: StrictBool = Field(True, description="As in /generate: false needs the operator's permission.")
     abstain_threshold: Optional[Number] = Field(None, ge=0.0, le=1.0, description="Abstain below this confidence (default: server's).")
     patient_context: Optional[PatientContext] = None
 
@@ -94,8 +107,6 @@ class MCQRequest(BaseModel):
         for i, text in enumerate(self.options):
             if not text.strip():
                 raise ValueError(f"option {'ABCD'[i]} is empty")
-            if len(text) > MAX_OPTION_CHARS:
-                raise ValueError(f"option {'ABCD'[i]} is longer than {MAX_OPTION_CHARS} characters")
         return self
 
 
@@ -116,7 +127,7 @@ class MCQResponse(BaseModel):
 
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant"]
-    content: StrictStr = Field(..., max_length=MAX_QUESTION_CHARS)
+    content: StrictStr
 
 
 class ChatCompletionRequest(BaseModel):
@@ -124,9 +135,9 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     model: Optional[StrictStr] = None
-    messages: list[ChatMessage] = Field(..., min_length=1, max_length=MAX_MESSAGES)
-    temperature: Number = Temperature
-    max_tokens: StrictInt = Field(100, ge=1, le=MAX_NEW_TOKENS)
+    messages: list[ChatMessage] = Field(..., min_length=1)
+    temperature: Temperature = Field(0.7, description=TEMPERATURE_DOC)
+    max_tokens: StrictInt = Field(100, ge=1)
     stop: Optional[Union[StrictStr, list[StrictStr]]] = None
     n: StrictInt = Field(1, ge=1, le=1, description="Only one choice is generated.")
     stream: StrictBool = Field(False, description="Streaming is not supported; must be false.")
@@ -138,9 +149,6 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("stream=true is not supported")
         if not any(m.role == "user" and m.content.strip() for m in self.messages):
             raise ValueError("messages need at least one non-empty user message")
-        stops = [self.stop] if isinstance(self.stop, str) else (self.stop or [])
-        if len(stops) > MAX_STOP_SEQUENCES:
-            raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences")
         return self
 
     def stop_list(self) -> list[str]:

@@ -122,15 +122,19 @@ def ask(api_url: str, api_key: Optional[str], mode: str, question: str, opa: str
     return answer_markdown(path, body), frame, safety_html(body.get("safety_report")), latency_text(body, ms)
 
 
-def server_limits(api_url: str) -> dict:
-    """The app's request limits from /health, so the form never offers what the server refuses."""
+def server_limits(api_url: str, api_key: Optional[str] = None) -> dict:
+    """The app's request limits and opt-out policy from /health (its details need the key),
+    so the form never offers what the server refuses."""
     import requests
 
-    limits = {"max_new_tokens": 512, "max_question_chars": 20_000}
+    limits = {"max_new_tokens": 512, "max_question_chars": 4000, "safety_opt_out_allowed": False}
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
-        limits.update(requests.get(api_url.rstrip("/") + "/health", timeout=10).json().get("limits") or {})
+        body = requests.get(api_url.rstrip("/") + "/health", headers=headers, timeout=10).json()
+        limits.update(body.get("limits") or {})
+        limits["safety_opt_out_allowed"] = bool(body.get("safety_opt_out_allowed", False))
     except (requests.RequestException, ValueError):
-        pass  # the API may come up after the UI; the defaults are the schema's caps
+        pass  # the API may come up after the UI; the defaults are the server's
     return limits
 
 
@@ -140,7 +144,7 @@ def server_limits(api_url: str) -> dict:
 def build_ui(api_url: str, api_key: Optional[str] = None):
     import gradio as gr
 
-    limits = server_limits(api_url)
+    limits = server_limits(api_url, api_key)
 
     with gr.Blocks(title="medqa") as demo:
         gr.Markdown("# medqa\nMedical question answering with a safety graph. "
@@ -156,7 +160,9 @@ def build_ui(api_url: str, api_key: Optional[str] = None):
                     cap = int(limits["max_new_tokens"])
                     max_length = gr.Slider(1, cap, value=min(100, cap), step=1, label="Max new tokens")
                     concise = gr.Checkbox(value=True, label="Concise answer")
-                    use_safety = gr.Checkbox(value=True, label="Safety checks (emergencies are always detected)")
+                    # Only where the operator allows opt-outs; emergencies and crises are handled regardless.
+                    use_safety = gr.Checkbox(value=True, label="Safety checks (emergencies are always detected)",
+                                             visible=limits["safety_opt_out_allowed"])
                 submit = gr.Button("Ask", variant="primary", elem_id="ask")
             with gr.Column(scale=4):
                 answer = gr.Markdown(label="Answer", elem_id="answer")
@@ -172,9 +178,25 @@ def build_ui(api_url: str, api_key: Optional[str] = None):
     return demo
 
 
-def launch(api_url: str, host: str = "127.0.0.1", port: int = 7860, api_key: Optional[str] = None, block: bool = True):
+def login(host: str, credentials: Optional[str], allow_unauthenticated: bool = False) -> Optional[tuple[str, str]]:
+    """Gradio's `auth` for this bind address: `user:password`, required beyond loopback."""
+    from medqa.serving.gate import is_loopback
+
+    if credentials:
+        user, sep, password = credentials.partition(":")
+        if not (sep and user and password):
+            raise ValueError("UI credentials look like user:password")
+        return user, password
+    if not is_loopback(host) and not allow_unauthenticated:
+        raise ValueError(f"refusing to serve the UI on {host!r} without a login: set MEDQA_UI_AUTH=user:password "
+                         "(or pass --allow-unauthenticated)")
+    return None
+
+
+def launch(api_url: str, host: str = "127.0.0.1", port: int = 7860, api_key: Optional[str] = None, block: bool = True,
+           auth: Optional[tuple[str, str]] = None):
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home
     demo = build_ui(api_url, api_key)
     demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=True, show_error=True,
-                footer_links=[])
+                footer_links=[], auth=auth)
     return demo

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
-from medqa.serving.app import app
+from medqa.serving.ingress import app
 
 pytestmark = pytest.mark.ray
 

@@ -58,31 +58,31 @@ def test_generate_is_greedy_deterministic_and_carries_the_disclaimer(serve_url):
     assert first["safety_report"]["checked"] is True and first["inference_time_ms"] > 0
 
 
+def _answer(reply) -> str:
+    """The model's text without the disclaimer the output check appends."""
+    from medqa.serving.policy import DISCLAIMER
+
+    return reply.json()["response"].replace(DISCLAIMER, "").strip()
+
+
 def test_generation_controls_change_the_answer(serve_url):
     # Seeded sampling: the random tiny model's greedy output is one repeated token.
-    base = {"question": "What does aspirin do?", "temperature": 1.0, "seed": 7, "use_safety": False}
-    long = post(serve_url, "/generate", {**base, "max_length": 40}).json()["response"]
-    assert post(serve_url, "/generate", {**base, "max_length": 40}).json()["response"] == long  # the seed holds
-    short = post(serve_url, "/generate", {**base, "max_length": 3}).json()["response"]
+    base = {"question": "What does aspirin do?", "temperature": 1.0, "seed": 7}
+    long = _answer(post(serve_url, "/generate", {**base, "max_length": 40}))
+    assert _answer(post(serve_url, "/generate", {**base, "max_length": 40})) == long  # the seed holds
+    short = _answer(post(serve_url, "/generate", {**base, "max_length": 3}))
     assert len(short) < len(long)
-    concise = post(serve_url, "/generate", {**base, "max_length": 40, "concise": True}).json()["response"]
+    concise = _answer(post(serve_url, "/generate", {**base, "max_length": 40, "concise": True}))
     assert concise != long  # the concise prompt is a different prompt
     word = long.split()[len(long.split()) // 2]
-    stopped = post(serve_url, "/generate", {**base, "max_length": 40, "stop": [word]}).json()["response"]
+    stopped = _answer(post(serve_url, "/generate", {**base, "max_length": 40, "stop": [word]}))
     assert word not in stopped and len(stopped) < len(long)
     beams = post(serve_url, "/generate", {**base, "max_length": 10, "num_beams": 2, "length_penalty": 2.0})
     assert beams.status_code == 200 and beams.json()["response"]
 
 
-def test_use_safety_false_is_reported_as_unchecked(serve_url):
-    body = post(serve_url, "/generate", {"question": "What is aspirin?", "temperature": 0, "max_length": 5, "use_safety": False}).json()
-    assert body["safety_report"]["checked"] is False
-    assert "not a substitute" not in body["response"]
-
-
-@pytest.mark.parametrize("use_safety", [True, False])
-def test_emergency_gets_the_notice_whatever_the_flag(serve_url, use_safety):
-    body = post(serve_url, "/generate", {"question": EMERGENCY, "use_safety": use_safety}).json()
+def test_emergency_gets_the_notice(serve_url):
+    body = post(serve_url, "/generate", {"question": EMERGENCY}).json()
     assert body["emergency"] is True and body["safety_report"]["risk_level"] == 3
     assert "emergency" in body["safety_report"]["categories"]
     assert "emergency" in body["response"].lower()
@@ -156,7 +156,7 @@ def test_request_id_in_and_out(serve_url):
         ("/generate", {"json": {"question": "q", "temperature": 3}}, 422, "temperature"),
         ("/generate", {"json": {"question": "q", "max_length": 0}}, 422, "max_length"),
         ("/generate", {"json": {"question": "q", "max_length": "long"}}, 422, "max_length"),
-        ("/generate", {"json": {"question": "x" * 2001}}, 413, "longer than 2000"),
+        ("/generate", {"json": {"question": "x" * 2001}}, 413, "at most 2000"),
         ("/generate", {"json": {"question": "q", "max_length": 65}}, 422, "at most 64"),
         ("/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": "x"}], "max_tokens": 100}}, 422, "at most 64"),
         ("/generate", {"json": ["question"]}, 422, ""),
@@ -177,9 +177,8 @@ def test_concurrent_callers_get_their_own_answers_in_shared_batches(serve_url, t
     from medqa.modeling.loading import load_model, load_tokenizer
 
     requests_ = [{"question": f"Patient {i} has a fever of {38 + i % 3} degrees. Best next step?",
-                  "options": [f"rest {i}", f"antibiotic {i * 7}", f"fluids {i * 3}", f"scan {i}"],
-                  # This test is about batching; the safety graph's verdicts are tested above.
-                  "use_safety": False} for i in range(16)]
+                  "options": [f"rest {i}", f"antibiotic {i * 7}", f"fluids {i * 3}", f"scan {i}"]}
+                 for i in range(16)]
     with cf.ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda b: post(serve_url, "/v1/mcq", b).json(), requests_))
     model, tok = load_model(_tiny_cfg()), load_tokenizer(_tiny_cfg())
@@ -199,7 +198,7 @@ def _tiny_cfg():
 
 
 def test_concurrent_generation_is_batched(serve_url):
-    qs = [{"question": f"What is drug number {i}?", "temperature": 0, "max_length": 6, "use_safety": False} for i in range(8)]
+    qs = [{"question": f"What is drug number {i}?", "temperature": 0, "max_length": 6} for i in range(8)]
     with cf.ThreadPoolExecutor(8) as pool:
         parallel = list(pool.map(lambda b: post(serve_url, "/generate", b).json()["response"], qs))
     alone = [post(serve_url, "/generate", q).json()["response"] for q in qs[:2]]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -15,17 +17,29 @@ pytestmark = pytest.mark.ray
 MCQ = {"question": "Which vitamin deficiency causes scurvy?", "options": ["A", "B12", "C", "D"]}
 
 
-def test_api_key_required_when_configured(serve_url, monkeypatch):
+def test_api_key_required_when_configured(serve_url, tmp_path):
     from ray import serve
 
-    monkeypatch.setenv("MEDQA_TEST_API_KEY", "s3cret")
-    url = deploy_extra(serve_url, "secured", api_key_env="MEDQA_TEST_API_KEY")
+    secret = tmp_path / "api-key"
+    secret.write_text("s3cret\n")  # as a mounted Kubernetes Secret: read by the replica, trailing newline and all
+    url = deploy_extra(serve_url, "secured", api_key_file=str(secret))
+    details_seen = _serve_details()  # what the dashboard's Serve page and `serve status` show, while it runs
+    assert "secured" in json.dumps(details_seen, default=str)
     try:
-        assert requests.get(url + "/health", timeout=30).json()["api_key_required"] is True
+        assert requests.get(url + "/health", timeout=30).json() == {"status": "healthy"}  # nothing more without the key
+        details = requests.get(url + "/health", headers={"Authorization": "Bearer s3cret"}, timeout=30).json()
+        assert details["api_key_required"] is True and details["model"] == "tiny-random"
         missing = requests.post(url + "/v1/mcq", json=MCQ, timeout=30)
         wrong = requests.post(url + "/v1/mcq", json=MCQ, headers={"Authorization": "Bearer nope"}, timeout=30)
         assert missing.status_code == wrong.status_code == 401
         assert "API key" in missing.json()["error"]
+        # Authentication comes before parsing: a malformed body without a key learns nothing of the schema.
+        for body in ("{not json", '{"question": 3}'):
+            r = requests.post(url + "/v1/mcq", data=body, headers={"Content-Type": "application/json"}, timeout=30)
+            assert r.status_code == 401 and "details" not in r.json(), r.text
+        for path in ("/docs", "/openapi.json"):
+            assert requests.get(url + path, timeout=30).status_code == 401
+            assert requests.get(url + path, headers={"X-API-Key": "s3cret"}, timeout=30).status_code == 200
         ok = requests.post(url + "/v1/mcq", json=MCQ, headers={"Authorization": "Bearer s3cret"}, timeout=30)
         assert ok.status_code == 200 and len(ok.json()["probabilities"]) == 4
         chat = requests.post(url + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]},
@@ -35,6 +49,29 @@ def test_api_key_required_when_configured(serve_url, monkeypatch):
         serve.delete("secured")
     # The shared app was built without the key: still open.
     assert requests.post(serve_url + "/v1/mcq", json=MCQ, timeout=30).status_code == 200
+    # ... and the key never reached Ray: not in the deployment details the dashboard shows, nor in any log file.
+    assert "s3cret" not in json.dumps(details_seen, default=str)
+    assert not _files_containing(_ray_logs(), "s3cret")
+
+
+def _serve_details() -> dict:
+    from ray.serve.context import _get_global_client
+
+    return _get_global_client().get_serve_details()
+
+
+def _ray_logs() -> Path:
+    import ray
+
+    return Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+
+
+def _files_containing(folder: Path, needle: str) -> list[str]:
+    found = []
+    for path in folder.rglob("*"):
+        if path.is_file() and needle.encode() in path.read_bytes():
+            found.append(path.name)
+    return found
 
 
 def _load(url: str, stop: threading.Event, log: list) -> None:

@@ -46,6 +46,35 @@ def test_limits_default_when_the_api_is_down():
     assert ui.server_limits("http://127.0.0.1:9")["max_new_tokens"] == 512
 
 
+def test_the_ui_needs_a_login_beyond_loopback():
+    assert ui.login("127.0.0.1", None) is None
+    assert ui.login("0.0.0.0", "nurse:correct horse") == ("nurse", "correct horse")
+    with pytest.raises(ValueError, match="MEDQA_UI_AUTH"):
+        ui.login("0.0.0.0", None)
+    with pytest.raises(ValueError, match="user:password"):
+        ui.login("127.0.0.1", "nopassword")
+    assert ui.login("10.0.0.5", None, allow_unauthenticated=True) is None
+
+
+def test_a_ui_with_a_login_serves_nothing_before_it():
+    """Real HTTP to a real Gradio server on 127.0.0.1 (its API need not be up)."""
+    import requests
+
+    from serving_helpers import free_port
+
+    port = free_port()
+    demo = ui.launch("http://127.0.0.1:9", port=port, block=False, auth=("nurse", "pw"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert requests.get(url + "/config", timeout=30).status_code == 401
+        assert requests.post(url + "/login", data={"username": "nurse", "password": "nope"}, timeout=30).status_code == 400
+        session = requests.Session()
+        assert session.post(url + "/login", data={"username": "nurse", "password": "pw"}, timeout=30).json()["success"]
+        assert session.get(url + "/config", timeout=30).status_code == 200
+    finally:
+        demo.close()
+
+
 def test_unreachable_api_is_reported_not_raised():
     answer, frame, safety, _ = ui.ask("http://127.0.0.1:9", None, ui.FREE, "q", "", "", "", "", 0.7, 10, True, True)
     assert answer.startswith("**Error") and "cannot reach" in answer and frame is None

@@ -1,0 +1,305 @@
+"""The HTTP ingress: FastAPI endpoints that pass every answer through the safety graph.
+
+Each request: `RequestGate` (request id, body size, API key) → schema → the
+operator's limits and opt-out policy → the input check → the model → the output
+check, all within `serving.request_timeout_s` (504 past it). A busy model gets
+503 with `Retry-After` at once rather than an unbounded queue. One log line and
+one metric per request record the decision (never the text).
+"""
+
+import asyncio
+import logging
+import time
+from typing import Any, Awaitable, Optional
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from medqa.config import ServingConfig
+from medqa.serving import limits, policy
+from medqa.serving.errors import ApiError, describe_validation, error_body
+from medqa.serving.gate import GateSettings, RequestGate, read_api_key, refuse_open_server
+from medqa.serving.schemas import (
+    ChatCompletionRequest,
+    ErrorResponse,
+    GenerateRequest,
+    GenerateResponse,
+    HealthResponse,
+    MCQRequest,
+    MCQResponse,
+)
+
+logger = logging.getLogger("ray.serve")
+
+ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 422, 503, 504)}
+
+app = FastAPI(
+    title="medqa",
+    version="0.1.0",
+    description="Medical question answering with a safety graph. Educational use only; not for clinical decisions.",
+)
+app.add_middleware(RequestGate)
+
+
+def _rid(request: Request) -> str:
+    return request.state.request_id  # set by RequestGate, validated
+
+
+def _error(request: Request, status: int, message: str, details: Optional[list] = None,
+           headers: Optional[dict] = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=error_body(message, _rid(request), details), headers=headers)
+
+
+@app.exception_handler(RequestValidationError)
+async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    status, message, details = describe_validation(list(exc.errors()))
+    return _error(request, status, message, details)
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return _error(request, exc.status_code, str(exc.detail))
+
+
+@app.exception_handler(ApiError)
+async def _on_api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return _error(request, exc.status, exc.message, headers=exc.headers)
+
+
+@app.exception_handler(Exception)
+async def _on_server_fault(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("request_id=%s failed: %s", _rid(request), type(exc).__name__)  # no traceback: it may quote the text
+    return _error(request, 500, "internal server error")
+
+
+def _replica_gone(err: BaseException) -> bool:
+    """Errors that mean "the replica went away", worth one more try on another replica."""
+    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+    return isinstance(err, (ActorDiedError, ActorUnavailableError, RayActorError))
+
+
+def _discard(task: asyncio.Future) -> None:
+    """Cancel work whose result is no longer wanted, without an unretrieved-exception warning."""
+    task.cancel()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+@serve.deployment(name="MedQAIngress", max_ongoing_requests=1024)
+@serve.ingress(app)
+class MedQAIngress:
+    def __init__(self, model: DeploymentHandle, safety: DeploymentHandle, serving: dict, model_name: str):
+        from ray.serve.context import _get_global_client
+        from ray.serve.metrics import Counter
+
+        self.model, self.safety = model, safety
+        self.serving = ServingConfig(**serving)
+        self.model_name = model_name
+        api_key = read_api_key(self.serving)
+        # The proxy's bind address, as the controller holds it (a Serve config's http_options).
+        refuse_open_server(self.serving, _get_global_client().http_config.host, api_key)
+        app.state.gate = GateSettings(api_key=api_key, max_body_bytes=self.serving.max_body_bytes)
+        self.decisions = Counter("medqa_requests", description="Requests by endpoint and safety decision.",
+                                 tag_keys=("endpoint", "decision"))
+
+    # ---- shared steps
+
+    async def _within_deadline(self, work: Awaitable) -> Any:
+        try:
+            return await asyncio.wait_for(work, timeout=self.serving.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(504, f"no answer within {self.serving.request_timeout_s:g} s; the work was cancelled") from None
+
+    async def _call(self, method: DeploymentHandle, *args) -> Any:
+        """A handle call: retried when its replica died mid-request (the router learns of
+        the death a moment later), shed with 503 when the model's queue is full, and
+        cancelled downstream when the caller's deadline passes."""
+        from ray.serve.exceptions import BackPressureError
+
+        for attempt in range(3):
+            response = method.remote(*args)
+            try:
+                return await response
+            except asyncio.CancelledError:
+                response.cancel()
+                raise
+            except BackPressureError:
+                raise ApiError(503, "the server is at capacity; retry shortly",
+                               {"Retry-After": str(self.serving.retry_after_s)}) from None
+            except Exception as err:  # noqa: BLE001 - only replica deaths are retried
+                if not _replica_gone(err):
+                    raise
+                if attempt == 2:
+                    raise ApiError(503, "the backend is restarting; retry shortly",
+                                   {"Retry-After": str(self.serving.retry_after_s)}) from err
+                await asyncio.sleep(0.2 * (attempt + 1))
+
+    def _new_tokens(self, body, field: str) -> int:
+        """The request's new-token budget: as asked (already checked against the server's
+        cap), or the schema's default cut to the cap, so a request that asks nothing fits any server."""
+        asked = getattr(body, field)
+        return asked if field in body.model_fields_set else min(asked, self.serving.max_new_tokens)
+
+    def _opt_out(self, use_safety: bool) -> bool:
+        """Whether this request runs without the refusal and output checks (the operator's call)."""
+        if not use_safety and not self.serving.allow_safety_opt_out:
+            raise ApiError(403, "use_safety=false is not allowed on this server: the safety checks are the "
+                                "operator's decision (serving.allow_safety_opt_out)")
+        return not use_safety
+
+    def _record(self, request: Request, endpoint: str, decision: str, report: dict) -> None:
+        """One log line and one metric per answered request: the decision, never the text."""
+        self.decisions.inc(tags={"endpoint": endpoint, "decision": decision})
+        logger.info("request_id=%s endpoint=%s decision=%s risk=%d categories=%s", _rid(request), endpoint, decision,
+                    report["risk_level"], ",".join(report["categories"]) or "-")
+
+    async def _screen(self, text: str, opted_out: bool, context: Optional[dict]) -> tuple[str, dict]:
+        """The input check → (decision, report). Emergencies and crises are acted on even when opted out."""
+        report = await self._call(self.safety.check_input, text, context)
+        decision = policy.decide(report)
+        if opted_out and decision != policy.EMERGENCY:
+            return policy.UNCHECKED, policy.merge_reports(report, policy.unchecked_report())
+        return decision, report
+
+    async def _answer_text(self, request: Request, endpoint: str, question: str, controls: dict, opted_out: bool,
+                           context: Optional[dict], screened: Optional[str] = None) -> dict:
+        """Free-text answer through the safety graph (/generate and chat). `screened` is
+        what the input check reads when it is more than the question (every turn of a chat)."""
+        decision, report = await self._screen(screened or question, opted_out, context)
+        reply = {"emergency": decision == policy.EMERGENCY, "refused": decision == policy.REFUSE,
+                 "safety_report": report, "usage": None}
+        if decision == policy.EMERGENCY:
+            reply["response"] = policy.emergency_message(report)
+        elif decision == policy.REFUSE:
+            reply["response"] = policy.refusal_message(report)
+        else:
+            out = await self._call(self.model.generate, {"question": question, **controls})
+            if "error" in out:
+                raise ApiError(out["status"], out["error"])
+            reply.update(response=out["text"], usage=out)
+            if not opted_out:
+                reply["response"], out_report = await self._call(self.safety.check_output, out["text"], context)
+                reply["safety_report"] = policy.merge_reports(report, out_report)
+                if out_report["blocked"]:  # e.g. a dangerous dose: the engine replaced the answer
+                    decision, reply["refused"] = policy.WITHHELD, True
+        self._record(request, endpoint, decision, reply["safety_report"])
+        return reply
+
+    def _health_details(self, info: dict) -> dict:
+        s = self.serving
+        return {"model_loaded": True, "gpu_available": info["gpu_available"], "model": info["model"],
+                "adapter": info["adapter"], "device": info["device"], "safety": "loaded",
+                "api_key_required": app.state.gate.api_key is not None,
+                "limits": {"max_new_tokens": s.max_new_tokens, "max_question_chars": s.max_question_chars,
+                           "max_option_chars": s.max_option_chars, "max_body_bytes": s.max_body_bytes,
+                           "request_timeout_s": s.request_timeout_s},
+                "safety_opt_out_allowed": s.allow_safety_opt_out}
+
+    # ---- endpoints
+
+    @app.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
+    async def health(self, request: Request) -> JSONResponse:
+        """`{"status"}` to anyone; the details only with the key (when one is set)."""
+        try:
+            info = await asyncio.wait_for(self._call(self.model.info), timeout=10)
+            await asyncio.wait_for(self._call(self.safety.ping), timeout=10)
+        except Exception:  # noqa: BLE001 - any failure means unhealthy
+            return JSONResponse(status_code=503, content={"status": "unhealthy"})
+        body = {"status": "healthy"}
+        if request.state.authenticated:
+            body |= self._health_details(info)
+        return JSONResponse(body)
+
+    @app.post("/generate", response_model=GenerateResponse, responses=ERROR_RESPONSES)
+    async def generate(self, body: GenerateRequest, request: Request) -> dict:
+        return await self._within_deadline(self._generate(body, request))
+
+    async def _generate(self, body: GenerateRequest, request: Request) -> dict:
+        start = time.perf_counter()
+        limits.check_text(self.serving, body.question)
+        controls = body.model_dump(include={"temperature", "length_penalty", "num_beams", "concise", "seed"})
+        controls["max_length"] = self._new_tokens(body, "max_length")
+        controls["stop"] = tuple(body.stop)
+        limits.check_generation(self.serving, controls["max_length"], body.stop, "max_length")
+        opted_out = self._opt_out(body.use_safety)
+        out = await self._answer_text(request, "generate", body.question, controls, opted_out, body.patient_context)
+        out.pop("usage")
+        return {**out, "inference_time_ms": (time.perf_counter() - start) * 1000, "request_id": _rid(request)}
+
+    @app.post("/v1/mcq", response_model=MCQResponse, responses=ERROR_RESPONSES)
+    async def mcq(self, body: MCQRequest, request: Request) -> dict:
+        return await self._within_deadline(self._mcq(body, request))
+
+    async def _mcq(self, body: MCQRequest, request: Request) -> dict:
+        start = time.perf_counter()
+        limits.check_text(self.serving, body.question)
+        limits.check_options(self.serving, body.options)
+        opted_out = self._opt_out(body.use_safety)
+        context = body.patient_context
+        # Score while the input is screened: scoring only reads the question, and its
+        # result is used only if the screen lets the question through.
+        scoring = asyncio.ensure_future(self._call(self.model.score, {"question": body.question, "options": body.options}))
+        try:
+            decision, report = await self._screen(policy.mcq_safety_text(body.question, body.options), opted_out, context)
+            if decision in (policy.ANSWER, policy.UNCHECKED):
+                scored = await scoring
+        finally:
+            if not scoring.done():
+                _discard(scoring)
+        elapsed = lambda: (time.perf_counter() - start) * 1000  # noqa: E731
+        if decision in (policy.ANSWER, policy.UNCHECKED):
+            if "error" in scored:
+                raise ApiError(scored["status"], scored["error"])
+            threshold = self.serving.abstain_threshold if body.abstain_threshold is None else body.abstain_threshold
+            answer = policy.mcq_answer(scored["probabilities"], body.options, threshold)
+            if not opted_out:
+                _, out_report = await self._call(self.safety.check_output,
+                                                 f"{body.question}\nAnswer: {answer['answer_text']}", context)
+                report = policy.merge_reports(report, out_report)
+                if out_report["blocked"]:
+                    decision = policy.WITHHELD
+        if decision in (policy.ANSWER, policy.UNCHECKED):
+            reply = {**answer, "safety_report": report}
+        else:  # no answer fields at all: the probabilities would give the withheld answer away
+            reply = {"abstained": True, "emergency": decision == policy.EMERGENCY, "refused": decision != policy.EMERGENCY,
+                     "message": policy.no_answer_message(decision, report), "safety_report": report}
+        self._record(request, "mcq", decision, report)
+        return {**reply, "inference_time_ms": elapsed(), "request_id": _rid(request)}
+
+    @app.post("/v1/chat/completions", responses=ERROR_RESPONSES)
+    async def chat_completions(self, body: ChatCompletionRequest, request: Request) -> dict:
+        return await self._within_deadline(self._chat(body, request))
+
+    async def _chat(self, body: ChatCompletionRequest, request: Request) -> dict:
+        start = time.perf_counter()
+        messages = [m.model_dump() for m in body.messages]
+        limits.check_messages(self.serving, messages)
+        max_tokens = self._new_tokens(body, "max_tokens")
+        limits.check_generation(self.serving, max_tokens, body.stop_list(), "max_tokens")
+        question = policy.chat_question(messages)
+        controls = {"temperature": body.temperature, "max_length": max_tokens, "stop": tuple(body.stop_list()),
+                    "seed": body.seed}
+        out = await self._answer_text(request, "chat", question, controls, False, None,
+                                      screened=policy.chat_safety_text(messages))
+        usage = out["usage"] or {"prompt_tokens": 0, "completion_tokens": 0}
+        if out["emergency"] or out["refused"]:
+            finish = "content_filter"
+        else:
+            finish = "length" if usage["completion_tokens"] >= max_tokens else "stop"
+        return {
+            "id": f"chatcmpl-{_rid(request)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.model or self.model_name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": out["response"]},
+                         "finish_reason": finish}],
+            "usage": {"prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"],
+                      "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
+            "safety_report": out["safety_report"],
+            "inference_time_ms": (time.perf_counter() - start) * 1000,
+            "request_id": _rid(request),
+        }
