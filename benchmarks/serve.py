@@ -8,7 +8,14 @@ Measures, in one run on this machine:
      same scorer on the same questions (concurrency 1; the p50 overhead);
   3. @serve.batch on (max_batch_size 16) against off (max_batch_size 1) at concurrency 16,
      next to what batching gains in-process (the same questions scored in batches of 16
-     against one by one: the ceiling for any server on this machine).
+     against one by one: the ceiling for any server on this machine);
+  4. overload: 64 clients sending /generate for 60 s to one replica with the shipped
+     limits (status counts, p50/p99 of the answered, the longest wait of any client);
+  5. the serving stack's own overhead, with the tiny model so compute is negligible:
+     /v1/mcq at concurrency 1 against the same work in-process (scorer, then the
+     input and output checks, rules only), and the learned classifier's cost apart.
+
+    .venv/bin/python benchmarks/serve.py --only overload     # or overhead, latency
 Questions are real MedMCQA dev rows read from ../shared/data at run time (not copied).
 Not run in CI.
 """
@@ -48,6 +55,72 @@ def summarise(latencies_ms: list[float], wall_s: float, errors: int) -> dict:
             "throughput_rps": round(len(latencies_ms) / wall_s, 2)}
 
 
+def overload(url: str, bodies: list[dict], clients: int, seconds: float) -> dict:
+    """`clients` threads, each sending bodies back to back for `seconds`: what a flood sees."""
+    import threading
+    from collections import Counter
+
+    stop, lock, log = time.time() + seconds, threading.Lock(), []
+
+    def client(k: int) -> None:
+        session, i = requests.Session(), k
+        while time.time() < stop:
+            start = time.perf_counter()
+            try:
+                status = session.post(url, json=bodies[i % len(bodies)], timeout=600).status_code
+            except requests.RequestException:
+                status = -1
+            with lock:
+                log.append((status, (time.perf_counter() - start) * 1000))
+            i += clients
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    answered = [ms for status, ms in log if status == 200]
+    return {"clients": clients, "seconds": seconds, "requests": len(log),
+            "status_counts": dict(Counter(str(status) for status, _ in log)),
+            "answered_p50_ms": round(percentile(answered, 50), 1) if answered else None,
+            "answered_p99_ms": round(percentile(answered, 99), 1) if answered else None,
+            "longest_wait_ms": round(max(ms for _, ms in log), 1)}
+
+
+def in_process_work(questions: list[dict], use_classifier: bool) -> list[float]:
+    """The work behind one /v1/mcq, in this process: input check, tiny-model score, output check."""
+    from medqa.config import ModelConfig
+    from medqa.data.record import MCQRecord
+    from medqa.evaluation.mcq import score_records
+    from medqa.modeling.loading import load_model, load_tokenizer
+    from medqa.safety import MedicalSafetyValidator
+    from medqa.serving import policy
+
+    cfg = ModelConfig(name="tiny-random", load_in_4bit=False)
+    model, tok = load_model(cfg).eval(), load_tokenizer(cfg)
+    guard = policy.SafetyAdapter(MedicalSafetyValidator(use_classifier=use_classifier))
+    guard.warm_up()
+
+    def one(q: dict) -> None:
+        guard.check_input(policy.mcq_safety_text(q["question"], q["options"]))
+        (s,) = score_records(model, tok, [MCQRecord(**q)], batch_size=1)
+        best = max(range(4), key=s.probabilities.__getitem__)
+        guard.check_output(f"{q['question']}\nAnswer: {q['options'][best]}")
+
+    one(questions[0])
+    return timed(one, questions)
+
+
+def timed(fn, items) -> list[float]:
+    """Milliseconds of `fn(item)` for each item, one after the other."""
+    out = []
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
 def load_test(url: str, bodies: list[dict], concurrency: int) -> dict:
     """Send every body once with `concurrency` client threads; latency is client-side."""
     session_per_thread: dict = {}
@@ -78,8 +151,8 @@ def deploy(base: str, name: str, batch_wait: float, **args) -> str:
 
     from medqa.serving.app import BuildArgs, build_app
 
-    build = BuildArgs(model="smollm2-135m", num_replicas=1, model_num_cpus=MODEL_CPUS, small_num_cpus=0.25,
-                      batch_wait_timeout_s=batch_wait, max_ongoing_requests=64, **args)
+    build = BuildArgs(**{"model": "smollm2-135m", "num_replicas": 1, "model_num_cpus": MODEL_CPUS, "small_num_cpus": 0.25,
+                         "batch_wait_timeout_s": batch_wait, "max_ongoing_requests": 64, **args})
     prefix = "/" if name == "medqa" else f"/{name}"
     serve.run(build_app(build), name=name, route_prefix=prefix, blocking=False)
     url = base + ("" if name == "medqa" else prefix)
@@ -134,25 +207,55 @@ def direct_mcq(questions: list[dict], batched: list[dict], batch_size: int) -> t
     return single, ceiling
 
 
+def latency_runs(base: str, questions: list[dict], scale: float, batch_wait: float, record, results: dict) -> None:
+    """Parts 1-3: latency by concurrency, overhead against the direct call, batching on and off."""
+    from ray import serve
+
+    n_for = {1: int(24 * scale) or 4, 8: int(64 * scale) or 8, 16: int(96 * scale) or 16, 32: int(128 * scale) or 32}
+    gen_n_for = {1: int(8 * scale) or 2, 8: int(32 * scale) or 8, 32: int(64 * scale) or 32}
+    url = deploy(base, "medqa", batch_wait, max_batch_size=16)
+    load_test(url + "/v1/mcq", questions[:4], 1)  # warm-up
+    load_test(url + "/generate", [{"question": "warm up", "max_length": 4}], 1)
+    record("mcq_c1", load_test(url + "/v1/mcq", questions[: n_for[1]], 1))
+    record("overhead_p50_mcq_c1", round(results["mcq_c1"]["p50_ms"] / results["direct_mcq_c1"]["p50_ms"] - 1, 3))
+    record("batch_on_mcq_c16", load_test(url + "/v1/mcq", questions[: n_for[16]], 16))
+    record("batch_sizes_after_c16", batch_sizes("medqa"))
+    serve.delete("medqa")
+    url_off = deploy(base, "nobatch", batch_wait, max_batch_size=1)
+    load_test(url_off + "/v1/mcq", questions[:4], 1)
+    record("batch_off_mcq_c16", load_test(url_off + "/v1/mcq", questions[: n_for[16]], 16))
+    record("batch_speedup_c16", round(results["batch_on_mcq_c16"]["throughput_rps"]
+                                      / results["batch_off_mcq_c16"]["throughput_rps"], 2))
+    serve.delete("nobatch")
+    url = deploy(base, "medqa", batch_wait, max_batch_size=16)
+    load_test(url + "/v1/mcq", questions[:4], 1)
+    for c in (8, 32):
+        record(f"mcq_c{c}", load_test(url + "/v1/mcq", questions[: n_for[c]], c))
+    for c in (1, 8, 32):
+        bodies = [{"question": q["question"], "temperature": 0, "max_length": GEN_TOKENS} for q in questions[: gen_n_for[c]]]
+        record(f"generate_c{c}", load_test(url + "/generate", bodies, c))
+    serve.delete("medqa")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Fewer requests (a smoke run).")
     parser.add_argument("--output", default="runs/bench/serve.json")
     parser.add_argument("--batch-wait", type=float, default=0.02, help="`@serve.batch` wait (seconds).")
+    parser.add_argument("--only", choices=("all", "latency", "overload", "overhead"), default="all")
     opts = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     scale = 0.25 if opts.quick else 1.0
     questions = load_questions(256)
-    n_for = {1: int(24 * scale) or 4, 8: int(64 * scale) or 8, 16: int(96 * scale) or 16, 32: int(128 * scale) or 32}
-    gen_n_for = {1: int(8 * scale) or 2, 8: int(32 * scale) or 8, 32: int(64 * scale) or 32}
 
     import ray
     from ray import serve
 
     out = Path(opts.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    results: dict = {"machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}, "model": "smollm2-135m",
-                     "command": " ".join(["benchmarks/serve.py", *sys.argv[1:]])}
+    results: dict = json.loads(out.read_text()) if out.exists() and opts.only != "all" else {}
+    results.update({"machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()}, "model": "smollm2-135m",
+                    "command": " ".join(["benchmarks/serve.py", *sys.argv[1:]])})
 
     def record(key: str, value) -> None:
         # Written after every measurement: a long run on a busy machine still leaves its figures.
@@ -160,37 +263,44 @@ def main() -> int:
         print(key, value, file=sys.stderr, flush=True)
         out.write_text(json.dumps(results, indent=2))
 
-    # The two comparisons first (they matter most), then the concurrency table.
-    single, ceiling = direct_mcq(questions[: n_for[1]], questions[: n_for[16]], 16)
-    record("direct_mcq_c1", single)
-    record("direct_batching_ceiling", ceiling)
+    parts = ("latency", "overload", "overhead") if opts.only == "all" else (opts.only,)
+    if "overhead" in parts:  # before Ray starts: the in-process baselines get the machine to themselves
+        n = int(40 * scale) or 10
+        record("in_process_mcq_rules_c1", summarise(timed := in_process_work(questions[:n], False), sum(timed) / 1000, 0))
+        record("in_process_mcq_with_classifier_c1",
+               summarise(timed := in_process_work(questions[:n], True), sum(timed) / 1000, 0))
+    if "latency" in parts:
+        single, ceiling = direct_mcq(questions[: int(24 * scale) or 4], questions[: int(96 * scale) or 16], 16)
+        record("direct_mcq_c1", single)
+        record("direct_batching_ceiling", ceiling)
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     base = f"http://127.0.0.1:{port}"
     try:
-        url = deploy(base, "medqa", opts.batch_wait, max_batch_size=16)
-        load_test(url + "/v1/mcq", questions[:4], 1)  # warm-up
-        load_test(url + "/generate", [{"question": "warm up", "max_length": 4}], 1)
-        record("mcq_c1", load_test(url + "/v1/mcq", questions[: n_for[1]], 1))
-        record("overhead_p50_mcq_c1", round(results["mcq_c1"]["p50_ms"] / results["direct_mcq_c1"]["p50_ms"] - 1, 3))
-        record("mcq_no_safety_c1", load_test(url + "/v1/mcq", [{**q, "use_safety": False} for q in questions[: n_for[1]]], 1))
-        record("batch_on_mcq_c16", load_test(url + "/v1/mcq", questions[: n_for[16]], 16))
-        record("batch_sizes_after_c16", batch_sizes("medqa"))
-        serve.delete("medqa")
-        url_off = deploy(base, "nobatch", opts.batch_wait, max_batch_size=1)
-        load_test(url_off + "/v1/mcq", questions[:4], 1)
-        record("batch_off_mcq_c16", load_test(url_off + "/v1/mcq", questions[: n_for[16]], 16))
-        record("batch_speedup_c16", round(results["batch_on_mcq_c16"]["throughput_rps"]
-                                          / results["batch_off_mcq_c16"]["throughput_rps"], 2))
-        serve.delete("nobatch")
-        url = deploy(base, "medqa", opts.batch_wait, max_batch_size=16)
-        load_test(url + "/v1/mcq", questions[:4], 1)
-        for c in (8, 32):
-            record(f"mcq_c{c}", load_test(url + "/v1/mcq", questions[: n_for[c]], c))
-        for c in (1, 8, 32):
-            bodies = [{"question": q["question"], "temperature": 0, "max_length": GEN_TOKENS} for q in questions[: gen_n_for[c]]]
-            record(f"generate_c{c}", load_test(url + "/generate", bodies, c))
+        if "latency" in parts:
+            latency_runs(base, questions, scale, opts.batch_wait, record, results)
+        if "overload" in parts:
+            bodies = [{"question": q["question"], "temperature": 0, "max_length": 120} for q in questions]
+            # The shipped limits (32 in the replica, 64 queued: room for all 64 clients, so they wait
+            # up to the 60 s timeout), then a queue sized to what the replica clears in a timeout.
+            for name, limits in (("shipped", {"max_ongoing_requests": 32, "max_queued_requests": 64}),
+                                 ("tight_queue", {"max_ongoing_requests": 8, "max_queued_requests": 8})):
+                url = deploy(base, "flood", opts.batch_wait, max_batch_size=8, **limits)
+                load_test(url + "/generate", [{"question": "warm up", "max_length": 4}], 1)
+                record(f"overload_{name}", {**limits, **overload(url + "/generate", bodies, 64, 60 * scale)})
+                record(f"overload_{name}_health_after", requests.get(url + "/health", timeout=30).status_code)
+                serve.delete("flood")
+        if "overhead" in parts:
+            n = int(40 * scale) or 10
+            url = deploy(base, "tiny", 0.0, model="tiny-random", max_batch_size=1)
+            load_test(url + "/v1/mcq", questions[:4], 1)
+            record("tiny_http_mcq_c1", load_test(url + "/v1/mcq", questions[:n], 1))
+            record("stack_overhead_p50_ms", round(results["tiny_http_mcq_c1"]["p50_ms"]
+                                                  - results["in_process_mcq_with_classifier_c1"]["p50_ms"], 1))
+            record("classifier_cost_p50_ms", round(results["in_process_mcq_with_classifier_c1"]["p50_ms"]
+                                                   - results["in_process_mcq_rules_c1"]["p50_ms"], 1))
+            serve.delete("tiny")
     finally:
         serve.shutdown()
         ray.shutdown()

@@ -13,26 +13,16 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import requests
 
-from serve import load_questions, percentile  # benchmarks/serve.py: same questions, same percentile
+from serve import load_questions, percentile, timed  # benchmarks/serve.py: same questions, same helpers
 
 PORT = 8011
 
 
 def p50(values: list[float]) -> float:
     return round(percentile(values, 50), 1)
-
-
-def timed(fn, items) -> list[float]:
-    out = []
-    for item in items:
-        start = time.perf_counter()
-        fn(item)
-        out.append((time.perf_counter() - start) * 1000)
-    return out
 
 
 def main() -> None:
