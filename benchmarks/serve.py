@@ -88,7 +88,10 @@ def overload(url: str, bodies: list[dict], clients: int, seconds: float) -> dict
 
 
 def in_process_work(questions: list[dict], use_classifier: bool) -> list[float]:
-    """The work behind one /v1/mcq, in this process: input check, tiny-model score, output check."""
+    """The work behind one /v1/mcq, in this process: input check, tiny-model score, output check,
+    on one torch thread as in the safety replica (Ray gives a 0.25-CPU actor one OpenMP thread)."""
+    import torch
+
     from medqa.config import ModelConfig
     from medqa.data.record import MCQRecord
     from medqa.evaluation.mcq import score_records
@@ -96,6 +99,7 @@ def in_process_work(questions: list[dict], use_classifier: bool) -> list[float]:
     from medqa.safety import MedicalSafetyValidator
     from medqa.serving import policy
 
+    torch.set_num_threads(1)
     cfg = ModelConfig(name="tiny-random", load_in_4bit=False)
     model, tok = load_model(cfg).eval(), load_tokenizer(cfg)
     guard = policy.SafetyAdapter(MedicalSafetyValidator(use_classifier=use_classifier))

@@ -22,6 +22,9 @@ class SafetyGuard:
     def check_input(self, text: str, patient_context: Optional[dict] = None) -> dict:
         return self.adapter.check_input(text, patient_context)
 
+    def check_mcq(self, question: str, options: list[str], patient_context: Optional[dict] = None) -> tuple[dict, list]:
+        return self.adapter.check_mcq(question, options, patient_context)
+
     def check_output(self, text: str, patient_context: Optional[dict] = None) -> tuple[str, dict]:
         return self.adapter.check_output(text, patient_context)
 

@@ -157,12 +157,18 @@ class MedQAIngress:
         logger.info("request_id=%s endpoint=%s decision=%s risk=%d categories=%s", _rid(request), endpoint, decision,
                     report["risk_level"], ",".join(report["categories"]) or "-")
 
-    async def _screen(self, text: str, opted_out: bool, context: Optional[dict]) -> tuple[str, dict]:
-        """The input check → (decision, report). Emergencies and crises are acted on even when opted out."""
-        report = await self._call(self.safety.check_input, text, context)
+    @staticmethod
+    def _decide(report: dict, opted_out: bool) -> str:
+        """Emergencies and crises are acted on even when the operator lets a caller opt out."""
         decision = policy.decide(report)
-        if opted_out and decision != policy.EMERGENCY:
-            return policy.UNCHECKED, policy.merge_reports(report, policy.unchecked_report())
+        return policy.UNCHECKED if opted_out and decision != policy.EMERGENCY else decision
+
+    async def _screen(self, text: str, opted_out: bool, context: Optional[dict]) -> tuple[str, dict]:
+        """The input check → (decision, report)."""
+        report = await self._call(self.safety.check_input, text, context)
+        decision = self._decide(report, opted_out)
+        if decision == policy.UNCHECKED:
+            report = policy.merge_reports(report, policy.unchecked_report())
         return decision, report
 
     async def _answer_text(self, request: Request, endpoint: str, question: str, controls: dict, opted_out: bool,
@@ -240,25 +246,27 @@ class MedQAIngress:
         limits.check_options(self.serving, body.options)
         opted_out = self._opt_out(body.use_safety)
         context = body.patient_context
-        # Score while the input is screened: scoring only reads the question, and its
-        # result is used only if the screen lets the question through.
+        # Score while the safety graph checks the request and every option's answer in one call:
+        # the score is used only if the request may be answered, and only its option's check.
         scoring = asyncio.ensure_future(self._call(self.model.score, {"question": body.question, "options": body.options}))
         try:
-            decision, report = await self._screen(policy.mcq_safety_text(body.question, body.options), opted_out, context)
+            report, answer_reports = await self._call(self.safety.check_mcq, body.question, body.options, context)
+            decision = self._decide(report, opted_out)
             if decision in (policy.ANSWER, policy.UNCHECKED):
                 scored = await scoring
         finally:
             if not scoring.done():
                 _discard(scoring)
         elapsed = lambda: (time.perf_counter() - start) * 1000  # noqa: E731
+        if decision == policy.UNCHECKED:
+            report = policy.merge_reports(report, policy.unchecked_report())
         if decision in (policy.ANSWER, policy.UNCHECKED):
             if "error" in scored:
                 raise ApiError(scored["status"], scored["error"])
             threshold = self.serving.abstain_threshold if body.abstain_threshold is None else body.abstain_threshold
             answer = policy.mcq_answer(scored["probabilities"], body.options, threshold)
             if not opted_out:
-                _, out_report = await self._call(self.safety.check_output,
-                                                 f"{body.question}\nAnswer: {answer['answer_text']}", context)
+                out_report = answer_reports[answer["answer_index"]]
                 report = policy.merge_reports(report, out_report)
                 if out_report["blocked"]:
                     decision = policy.WITHHELD

@@ -159,6 +159,13 @@ class SafetyAdapter:
         _, report = self.validator.validate_medical_response(text, patient_context=patient_context)
         return normalise_report(report)
 
+    def check_mcq(self, question: str, options: Sequence[str],
+                  patient_context: Optional[dict] = None) -> tuple[dict, list[dict]]:
+        """The request check and, ahead of scoring, the answer check of every option, so a
+        multiple-choice request needs one safety call, made while the model scores."""
+        request = self.check_input(mcq_safety_text(question, options), patient_context)
+        return request, [self.check_output(mcq_answer_text(question, o), patient_context)[1] for o in options]
+
     def check_output(self, response: str, patient_context: Optional[dict] = None) -> tuple[str, dict]:
         text, report = self.validator.validate_medical_response(response, patient_context=patient_context)
         return with_disclaimer(str(text)), normalise_report(report)
@@ -184,6 +191,11 @@ def mcq_answer(probabilities: Sequence[float], options: Sequence[str], threshold
 def mcq_safety_text(question: str, options: Sequence[str]) -> str:
     """What the input check reads for a multiple-choice request."""
     return question + "\n" + "\n".join(options)
+
+
+def mcq_answer_text(question: str, option: str) -> str:
+    """What the answer check reads for a multiple-choice answer."""
+    return f"{question}\nAnswer: {option}"
 
 
 def chat_safety_text(messages: Sequence[dict]) -> str:
