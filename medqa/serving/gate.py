@@ -1,7 +1,7 @@
-"""What every HTTP request meets before any endpoint: a request id, the body-size
-limit and the API key, in that order and before the body is parsed, so an
-anonymous caller learns nothing from the schema and cannot make the server read
-a large body.
+"""What every HTTP request meets before any endpoint: a request id, the API key
+and the body-size limit, in that order and before the body is read, so an
+anonymous caller learns nothing from the schema or the limits and cannot make
+the server read a large body.
 
 `RequestGate` is a plain ASGI middleware; its settings (`GateSettings`) are put
 on `app.state.gate` by the ingress replica when it starts.
@@ -85,7 +85,7 @@ class GateSettings:
 
 
 class RequestGate:
-    """ASGI middleware: request id → body size → API key, then the app."""
+    """ASGI middleware: request id → API key → body size, then the app."""
 
     def __init__(self, app):
         self.app = app
@@ -99,14 +99,14 @@ class RequestGate:
         gate: Optional[GateSettings] = getattr(scope["app"].state, "gate", None)
         if gate is None:
             return await _reply(send, 503, error_body("the server is starting; retry shortly", rid))
-        length = headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > gate.max_body_bytes:
-            return await _reply(send, 413, error_body(f"the request body is over {gate.max_body_bytes} bytes", rid))
         authenticated = key_matches(gate.api_key, headers.get("authorization"), headers.get("x-api-key"))
         scope["state"]["authenticated"] = authenticated
         if not authenticated and _route_path(scope) not in PUBLIC_PATHS:
             return await _reply(send, 401, error_body("missing or invalid API key (send `Authorization: Bearer <key>`)",
                                                       rid))
+        length = headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > gate.max_body_bytes:
+            return await _reply(send, 413, error_body(f"the request body is over {gate.max_body_bytes} bytes", rid))
         body = await _read_body(receive, gate.max_body_bytes)
         if body is None:  # a chunked body with no Content-Length that grew past the limit
             return await _reply(send, 413, error_body(f"the request body is over {gate.max_body_bytes} bytes", rid))

@@ -34,7 +34,7 @@ def test_api_key_required_when_configured(serve_url, tmp_path):
         assert missing.status_code == wrong.status_code == 401
         assert "API key" in missing.json()["error"]
         # Authentication comes before parsing: a malformed body without a key learns nothing of the schema.
-        for body in ("{not json", '{"question": 3}'):
+        for body in ("{not json", '{"question": 3}', '{"question": "' + "x" * 300_000 + '"}'):  # nor the size limit
             r = requests.post(url + "/v1/mcq", data=body, headers={"Content-Type": "application/json"}, timeout=30)
             assert r.status_code == 401 and "details" not in r.json(), r.text
         for path in ("/docs", "/openapi.json"):
