@@ -11,7 +11,7 @@ checks are not applied here: they belong to the caller (serving applies them).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 from medqa.data.prompts import open_question_prompt
 
@@ -97,8 +97,13 @@ class InferencePipeline:
         """
         return self.generate_batch([question], temperature=temperature, max_length=max_length, **overrides)[0]
 
-    def generate_batch(self, questions: Sequence[str], temperature: float = 0.7, max_length: int = 100, **overrides) -> list[str]:
-        """Answers to several questions in one `generate` call (left-padded)."""
+    def generate_batch(self, questions: Sequence[str], temperature: float = 0.7, max_length: int = 100,
+                       should_stop: Callable[[], bool] | None = None, **overrides) -> list[str]:
+        """Answers to several questions in one `generate` call (left-padded).
+
+        `should_stop`, checked after every new token, ends generation early (serving:
+        every caller of the batch has left, so the rest would be computed for nobody).
+        """
         import torch
 
         if not questions or any(not q or not q.strip() for q in questions):
@@ -117,6 +122,7 @@ class InferencePipeline:
                 out = self.model.generate(
                     input_ids=enc["input_ids"].to(device),
                     attention_mask=enc["attention_mask"].to(device),
+                    stopping_criteria=_stop_when(should_stop),
                     **generate_kwargs(options, self.tokenizer.pad_token_id),
                 )
         finally:
@@ -125,3 +131,17 @@ class InferencePipeline:
         new_tokens = out[:, enc["input_ids"].shape[1] :]
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         return [cut_at_stop(t, options.stop) for t in texts]
+
+
+def _stop_when(should_stop: Callable[[], bool] | None):
+    """transformers' stopping criteria for a callable (none when there is nothing to ask)."""
+    if should_stop is None:
+        return None
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Asked(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), should_stop(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Asked()])

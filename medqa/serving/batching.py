@@ -6,20 +6,23 @@ fragments of whatever arrived in that window. `BatchMerger` runs one batch at a
 time on the model's thread; fragments that wait for it run merged, up to
 `max_batch_size`, so the batch grows with the load instead of with the timeout.
 
-Work functions take a list of items and return one result dict per item; they
-isolate failures themselves (an item that fails gets `{"error": ..., "status":
-...}`), so a merged batch never fails a request for another request's fault.
+Work functions take a list of items and a `threading.Event` that is set once
+every caller of the batch has left (timed out, disconnected), so long work can
+stop early; they return one result dict per item and isolate failures themselves
+(an item that fails gets `{"error": ..., "status": ...}`), so a merged batch
+never fails a request for another request's fault.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import Counter, defaultdict, deque
 from concurrent.futures import Executor
 from typing import Callable
 
-Work = Callable[[list], list[dict]]
+Work = Callable[[list, threading.Event], list[dict]]
 
 
 class BatchMerger:
@@ -56,9 +59,12 @@ class BatchMerger:
             return
         merged = [item for items, _ in group for item in items]
         self.batch_sizes[kind][len(merged)] += 1
+        abandoned = threading.Event()
+        for _, future in group:
+            future.add_done_callback(lambda _: all(f.cancelled() for _, f in group) and abandoned.set())
         started = time.perf_counter()
         try:
-            results = await asyncio.get_running_loop().run_in_executor(self.executor, work, merged)
+            results = await asyncio.get_running_loop().run_in_executor(self.executor, work, merged, abandoned)
         except Exception as err:  # noqa: BLE001 - a fault of the work itself reaches every caller
             for _, future in group:
                 if not future.done():

@@ -7,6 +7,7 @@ result (`{"error", "status"}`), which the ingress turns into that request's 4xx.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
@@ -59,7 +60,7 @@ class MedQAModel:
     async def score(self, items: list[dict]) -> list[dict]:
         return await self.merger.run("score", self._score, items)
 
-    def _score(self, items: list[dict]) -> list[dict]:
+    def _score(self, items: list[dict], abandoned=None) -> list[dict]:  # one forward pass: not worth stopping
         from medqa.data.record import MCQRecord
         from medqa.evaluation.mcq import score_records
 
@@ -84,13 +85,14 @@ class MedQAModel:
     async def generate(self, items: list[dict]) -> list[dict]:
         return await self.merger.run("generate", self._generate, items)
 
-    def _generate(self, raw: list[dict]) -> list[dict]:
+    def _generate(self, raw: list[dict], abandoned: Optional[threading.Event] = None) -> list[dict]:
         items = [GenerationItem.from_dict(r) for r in raw]
+        stop = abandoned.is_set if abandoned else None
         results: list[Optional[dict]] = [self._too_long(item) for item in items]
         for group in group_by_settings(items):
             todo = [i for i in group if results[i] is None]
-            for i, result in zip(todo, isolate(lambda idx: self._generate_same(items, idx),
-                                               lambda i: self._generate_alone(items, i), todo)):
+            for i, result in zip(todo, isolate(lambda idx: self._generate_same(items, idx, stop),
+                                               lambda i: self._generate_alone(items, i, stop), todo)):
                 results[i] = result
         return results
 
@@ -102,7 +104,7 @@ class MedQAModel:
                                 f"exceed the model's context of {self.context_tokens} tokens")
         return None
 
-    def _generate_same(self, items: list[GenerationItem], indices: list[int]) -> list[dict]:
+    def _generate_same(self, items: list[GenerationItem], indices: list[int], stop=None) -> list[dict]:
         """One `generate` call for requests with equal settings."""
         from medqa.inference import DEFAULT_STOP
 
@@ -110,16 +112,16 @@ class MedQAModel:
         texts = self.pipeline.generate_batch(
             [items[i].question for i in indices], temperature=first.temperature, max_length=first.max_length,
             length_penalty=first.length_penalty, num_beams=first.num_beams, concise=first.concise,
-            stop=DEFAULT_STOP + first.stop, seed=first.seed,
+            stop=DEFAULT_STOP + first.stop, seed=first.seed, should_stop=stop,
         )
         return [{"text": text,
                  "completion_tokens": len(self.tokenizer(text, add_special_tokens=False)["input_ids"]),
                  "prompt_tokens": self.pipeline.prompt_tokens(items[i].question, items[i].concise)}
                 for i, text in zip(indices, texts)]
 
-    def _generate_alone(self, items: list[GenerationItem], i: int) -> dict:
+    def _generate_alone(self, items: list[GenerationItem], i: int, stop=None) -> dict:
         try:
-            return self._generate_same(items, [i])[0]
+            return self._generate_same(items, [i], stop)[0]
         except ValueError as err:
             return failure(422, str(err))
         except Exception:  # noqa: BLE001 - this request fails, the others go on

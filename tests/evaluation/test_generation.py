@@ -61,6 +61,23 @@ def test_greedy_generation_is_deterministic(tiny):
         pipe.generate("  ")
 
 
+def test_generation_stops_when_asked(tiny):
+    model, tokenizer = tiny
+    pipe = InferencePipeline(model, tokenizer)
+    asked = []
+
+    def should_stop() -> bool:  # asked after every new token; says stop after the third
+        asked.append(1)
+        return len(asked) >= 3
+
+    stopped = pipe.generate_batch(["What is the antidote for heparin?"] * 2, temperature=0, max_length=40, stop=(),
+                                  should_stop=should_stop)
+    full = pipe.generate_batch(["What is the antidote for heparin?"] * 2, temperature=0, max_length=40, stop=())
+    n = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    assert len(asked) == 3 and all(n(a) < n(b) for a, b in zip(stopped, full))
+    assert all(b.startswith(a) for a, b in zip(stopped, full))  # the same answer, cut short
+
+
 def test_generation_options():
     assert cut_at_stop("Metformin.\nQuestion: next", ["\nQuestion:"]) == "Metformin."
     greedy = generate_kwargs(GenerationOptions(temperature=0), pad_token_id=0)

@@ -17,7 +17,7 @@ def merger(max_batch_size: int) -> BatchMerger:
 
 
 def slow_echo(calls: list):
-    def work(items):
+    def work(items, abandoned=None):
         calls.append(list(items))
         time.sleep(0.05)  # the model is busy while the later fragments arrive
         if "bad" in items:
@@ -61,7 +61,7 @@ def test_isolating_work_fails_only_the_bad_item_of_a_merged_batch():
         except ValueError as err:
             return {"error": str(err), "status": 422}
 
-    out = asyncio.run(fragments(m, lambda items: isolate(work, one, items), ["a"], ["bad"], ["c", "d"]))
+    out = asyncio.run(fragments(m, lambda items, _: isolate(work, one, items), ["a"], ["bad"], ["c", "d"]))
     assert out[0][0]["echo"] == "a"
     assert out[1][0]["error"] == "bad item" and out[1][0]["status"] == 422
     assert [r["echo"] for r in out[2]] == ["c", "d"]
@@ -102,6 +102,45 @@ def test_the_others_of_a_merged_batch_get_results_when_the_caller_running_it_lea
 
     assert asyncio.run(scenario())[0]["echo"] == "c"
     assert calls == [["a"], ["b", "c"]]
+
+
+def test_the_work_learns_when_every_caller_of_its_batch_has_left():
+    m, seen = merger(max_batch_size=8), {}
+
+    def long_work(items, abandoned):
+        seen["set_in_time"] = abandoned.wait(timeout=2)  # real work polls this between steps
+        return [{"echo": item} for item in items]
+
+    async def scenario():
+        callers = [asyncio.ensure_future(m.run("generate", long_work, [x])) for x in "ab"]
+        await asyncio.sleep(0.05)
+        for c in callers:
+            c.cancel()  # both requests time out while their batch runs
+        await asyncio.sleep(0.2)
+
+    asyncio.run(scenario())
+    assert seen == {"set_in_time": True}
+
+
+def test_the_work_is_not_told_to_stop_while_a_caller_remains():
+    m, seen = merger(max_batch_size=8), {}
+
+    def long_work(items, abandoned):
+        time.sleep(0.2)
+        seen["abandoned"] = abandoned.is_set()
+        return [{"echo": item} for item in items]
+
+    async def scenario():
+        first = asyncio.ensure_future(m.run("generate", long_work, ["a"]))
+        await asyncio.sleep(0.05)
+        gone = asyncio.ensure_future(m.run("generate", long_work, ["b"]))
+        kept = asyncio.ensure_future(m.run("generate", long_work, ["c"]))
+        await first
+        await asyncio.sleep(0.05)  # b and c now run merged
+        gone.cancel()
+        return await kept
+
+    assert asyncio.run(scenario())[0]["echo"] == "c" and seen == {"abandoned": False}
 
 
 @pytest.mark.parametrize("max_batch_size", [1, 2])
