@@ -158,18 +158,17 @@ class MedQAIngress:
                     report["risk_level"], ",".join(report["categories"]) or "-")
 
     @staticmethod
-    def _decide(report: dict, opted_out: bool) -> str:
-        """Emergencies and crises are acted on even when the operator lets a caller opt out."""
+    def _decide(report: dict, opted_out: bool) -> tuple[str, dict]:
+        """The input check's report → (decision, report). Emergencies and crises are acted on
+        even when the operator lets a caller opt out; anything else then goes unchecked."""
         decision = policy.decide(report)
-        return policy.UNCHECKED if opted_out and decision != policy.EMERGENCY else decision
+        if opted_out and decision != policy.EMERGENCY:
+            return policy.UNCHECKED, policy.merge_reports(report, policy.unchecked_report())
+        return decision, report
 
     async def _screen(self, text: str, opted_out: bool, context: Optional[dict]) -> tuple[str, dict]:
         """The input check → (decision, report)."""
-        report = await self._call(self.safety.check_input, text, context)
-        decision = self._decide(report, opted_out)
-        if decision == policy.UNCHECKED:
-            report = policy.merge_reports(report, policy.unchecked_report())
-        return decision, report
+        return self._decide(await self._call(self.safety.check_input, text, context), opted_out)
 
     async def _answer_text(self, request: Request, endpoint: str, question: str, controls: dict, opted_out: bool,
                            context: Optional[dict], screened: Optional[str] = None) -> dict:
@@ -251,15 +250,13 @@ class MedQAIngress:
         scoring = asyncio.ensure_future(self._call(self.model.score, {"question": body.question, "options": body.options}))
         try:
             report, answer_reports = await self._call(self.safety.check_mcq, body.question, body.options, context)
-            decision = self._decide(report, opted_out)
+            decision, report = self._decide(report, opted_out)
             if decision in (policy.ANSWER, policy.UNCHECKED):
                 scored = await scoring
         finally:
             if not scoring.done():
                 _discard(scoring)
         elapsed = lambda: (time.perf_counter() - start) * 1000  # noqa: E731
-        if decision == policy.UNCHECKED:
-            report = policy.merge_reports(report, policy.unchecked_report())
         if decision in (policy.ANSWER, policy.UNCHECKED):
             if "error" in scored:
                 raise ApiError(scored["status"], scored["error"])

@@ -87,25 +87,26 @@ class MedQAModel:
 
     def _generate(self, raw: list[dict], abandoned: Optional[threading.Event] = None) -> list[dict]:
         items = [GenerationItem.from_dict(r) for r in raw]
+        prompts = [self.pipeline.prompt_tokens(item.question, item.concise) for item in items]
         stop = abandoned.is_set if abandoned else None
-        results: list[Optional[dict]] = [self._too_long(item) for item in items]
+        results: list[Optional[dict]] = [self._too_long(item, n) for item, n in zip(items, prompts)]
         for group in group_by_settings(items):
             todo = [i for i in group if results[i] is None]
-            for i, result in zip(todo, isolate(lambda idx: self._generate_same(items, idx, stop),
-                                               lambda i: self._generate_alone(items, i, stop), todo)):
+            for i, result in zip(todo, isolate(lambda idx: self._generate_same(items, prompts, idx, stop),
+                                               lambda i: self._generate_alone(items, prompts, i, stop), todo)):
                 results[i] = result
         return results
 
-    def _too_long(self, item: GenerationItem) -> Optional[dict]:
-        """A 413 when the prompt and the new tokens cannot fit the model's context."""
-        prompt = self.pipeline.prompt_tokens(item.question, item.concise)
+    def _too_long(self, item: GenerationItem, prompt: int) -> Optional[dict]:
+        """A 413 when the prompt's tokens and the new tokens cannot fit the model's context."""
         if prompt + item.max_length > self.context_tokens:
             return failure(413, f"the prompt is {prompt} tokens and max_length {item.max_length}: together they "
                                 f"exceed the model's context of {self.context_tokens} tokens")
         return None
 
-    def _generate_same(self, items: list[GenerationItem], indices: list[int], stop=None) -> list[dict]:
-        """One `generate` call for requests with equal settings."""
+    def _generate_same(self, items: list[GenerationItem], prompts: list[int], indices: list[int],
+                       stop=None) -> list[dict]:
+        """One `generate` call for requests with equal settings (`prompts`: their prompt tokens)."""
         from medqa.inference import DEFAULT_STOP
 
         first = items[indices[0]]
@@ -116,12 +117,12 @@ class MedQAModel:
         )
         return [{"text": text,
                  "completion_tokens": len(self.tokenizer(text, add_special_tokens=False)["input_ids"]),
-                 "prompt_tokens": self.pipeline.prompt_tokens(items[i].question, items[i].concise)}
+                 "prompt_tokens": prompts[i]}
                 for i, text in zip(indices, texts)]
 
-    def _generate_alone(self, items: list[GenerationItem], i: int, stop=None) -> dict:
+    def _generate_alone(self, items: list[GenerationItem], prompts: list[int], i: int, stop=None) -> dict:
         try:
-            return self._generate_same(items, [i], stop)[0]
+            return self._generate_same(items, prompts, [i], stop)[0]
         except ValueError as err:
             return failure(422, str(err))
         except Exception:  # noqa: BLE001 - this request fails, the others go on
