@@ -127,14 +127,18 @@ def server_limits(api_url: str, api_key: Optional[str] = None) -> dict:
     so the form never offers what the server refuses."""
     import requests
 
-    limits = {"max_new_tokens": 512, "max_question_chars": 4000, "safety_opt_out_allowed": False}
+    from medqa.config import ServingConfig
+
+    default = ServingConfig()  # what a server runs with unless its operator says otherwise
+    limits = {"max_new_tokens": default.max_new_tokens, "max_question_chars": default.max_question_chars,
+              "safety_opt_out_allowed": default.allow_safety_opt_out}
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         body = requests.get(api_url.rstrip("/") + "/health", headers=headers, timeout=10).json()
         limits.update(body.get("limits") or {})
         limits["safety_opt_out_allowed"] = bool(body.get("safety_opt_out_allowed", False))
     except (requests.RequestException, ValueError):
-        pass  # the API may come up after the UI; the defaults are the server's
+        pass  # the API may come up after the UI; the defaults are a default server's
     return limits
 
 
