@@ -12,8 +12,11 @@ Measures, in one run on this machine:
   4. overload: 64 clients sending /generate for 60 s to one replica with the shipped
      limits (status counts, p50/p99 of the answered, the longest wait of any client);
   5. the serving stack's own overhead, with the tiny model so compute is negligible:
-     /v1/mcq at concurrency 1 against the same work in-process (scorer, then the
-     input and output checks, rules only), and the learned classifier's cost apart.
+     /v1/mcq at concurrency 1 against the same work in-process (the safety call the
+     server makes -- the request check and every option's answer check -- then the
+     scorer), the learned classifier's cost apart, and Ray Serve's own floor: a no-op
+     app of the same shape (proxy, ingress, two handle calls side by side). Run it
+     again with RAY_SERVE_THROUGHPUT_OPTIMIZED=1 to measure Ray's direct-ingress mode.
 
     .venv/bin/python benchmarks/serve.py --only overload     # or overhead, latency
 Questions are real MedMCQA dev rows read from ../shared/data at run time (not copied).
@@ -88,8 +91,9 @@ def overload(url: str, bodies: list[dict], clients: int, seconds: float) -> dict
 
 
 def in_process_work(questions: list[dict], use_classifier: bool) -> list[float]:
-    """The work behind one /v1/mcq, in this process: input check, tiny-model score, output check,
-    on one torch thread as in the safety replica (Ray gives a 0.25-CPU actor one OpenMP thread)."""
+    """The work behind one /v1/mcq, in this process, one step after the other: the safety call
+    the server makes (the request check and every option's answer check), then the tiny-model
+    score, on one torch thread as in each replica of the served run."""
     import torch
 
     from medqa.config import ModelConfig
@@ -106,10 +110,8 @@ def in_process_work(questions: list[dict], use_classifier: bool) -> list[float]:
     guard.warm_up()
 
     def one(q: dict) -> None:
-        guard.check_input(policy.mcq_safety_text(q["question"], q["options"]))
-        (s,) = score_records(model, tok, [MCQRecord(**q)], batch_size=1)
-        best = max(range(4), key=s.probabilities.__getitem__)
-        guard.check_output(f"{q['question']}\nAnswer: {q['options'][best]}")
+        guard.check_mcq(q["question"], q["options"])
+        score_records(model, tok, [MCQRecord(**q)], batch_size=1)
 
     one(questions[0])
     return timed(one, questions)
@@ -142,6 +144,39 @@ def load_test(url: str, bodies: list[dict], concurrency: int) -> dict:
         results = list(pool.map(one, bodies))
     wall = time.perf_counter() - start
     return summarise([ms for ms, _ in results], wall, sum(not ok for _, ok in results))
+
+
+def serve_floor(base: str, questions: list[dict]) -> dict:
+    """Ray Serve's own cost on this machine: an app of /v1/mcq's shape (proxy, FastAPI ingress,
+    two handle calls awaited side by side) whose deployments do nothing."""
+    import asyncio
+
+    from fastapi import FastAPI
+    from ray import serve
+
+    api = FastAPI()
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0.25})
+    class Echo:
+        def __call__(self, body: dict) -> dict:
+            return body
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0.25})
+    @serve.ingress(api)
+    class Front:
+        def __init__(self, left, right):
+            self.left, self.right = left, right
+
+        @api.post("/v1/mcq")
+        async def mcq(self, body: dict) -> dict:
+            left, _ = await asyncio.gather(self.left.remote(body), self.right.remote(body))
+            return left
+
+    serve.run(Front.bind(Echo.bind(), Echo.options(name="Echo2").bind()), name="floor", route_prefix="/floor")
+    load_test(base + "/floor/v1/mcq", questions[:4], 1)
+    floor = load_test(base + "/floor/v1/mcq", questions, 1)
+    serve.delete("floor")
+    return floor
 
 
 def free_port() -> int:
@@ -297,11 +332,15 @@ def main() -> int:
                 serve.delete("flood")
         if "overhead" in parts:
             n = int(40 * scale) or 10
-            url = deploy(base, "tiny", 0.0, model="tiny-random", max_batch_size=1)
+            mode = "_throughput_optimized" if os.environ.get("RAY_SERVE_THROUGHPUT_OPTIMIZED") == "1" else ""
+            record(f"serve_floor_c1{mode}", serve_floor(base, questions[:n]))
+            # One torch thread for the tiny model, one for the safety replica: the two run side by
+            # side on this machine's two cores, where two model threads would contend with safety's.
+            url = deploy(base, "tiny", 0.0, model="tiny-random", max_batch_size=1, model_num_cpus=1)
             load_test(url + "/v1/mcq", questions[:4], 1)
-            record("tiny_http_mcq_c1", load_test(url + "/v1/mcq", questions[:n], 1))
-            record("stack_overhead_p50_ms", round(results["tiny_http_mcq_c1"]["p50_ms"]
-                                                  - results["in_process_mcq_with_classifier_c1"]["p50_ms"], 1))
+            record(f"tiny_http_mcq_c1{mode}", load_test(url + "/v1/mcq", questions[:n], 1))
+            record(f"stack_overhead_p50_ms{mode}", round(results[f"tiny_http_mcq_c1{mode}"]["p50_ms"]
+                                                         - results["in_process_mcq_with_classifier_c1"]["p50_ms"], 1))
             record("classifier_cost_p50_ms", round(results["in_process_mcq_with_classifier_c1"]["p50_ms"]
                                                    - results["in_process_mcq_rules_c1"]["p50_ms"], 1))
             serve.delete("tiny")
