@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from filelock import FileLock
 
 from medqa.config import ModelConfig
+from medqa.modeling.devices import Device, DeviceMap, compute_dtype, device_map_for
 from medqa.modeling.presets import TINY_LLAMA, get_preset
 
 if TYPE_CHECKING:
@@ -105,13 +106,10 @@ def _build_checkpoint(source: str, out: Path) -> None:
 
 
 def resolve_compute_dtype(name: str) -> "torch.dtype":
-    """`auto`: bfloat16 on a GPU that supports it, float32 otherwise (CPU included)."""
+    """The torch dtype for `name` on this process's device (`devices.compute_dtype`)."""
     import torch
 
-    if name == "auto":
-        use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if use_bf16 else torch.float32
-    return getattr(torch, name)
+    return getattr(torch, compute_dtype(name, Device.current()))
 
 
 def quantization_config(cfg: ModelConfig):
@@ -136,27 +134,28 @@ def load_tokenizer(cfg: ModelConfig | str) -> "PreTrainedTokenizerBase":
     return tokenizer
 
 
-def load_model(cfg: ModelConfig | str, device_map: str | dict | None = None) -> "PreTrainedModel":
-    """The base model in full precision or 4-bit NF4, as `cfg` says."""
+def load_model(cfg: ModelConfig | str, device_map: DeviceMap = None, zero3: bool = False) -> "PreTrainedModel":
+    """The base model in full precision or 4-bit NF4, as `cfg` says, on this process's GPU if
+    it has one. `zero3`: loaded for DeepSpeed ZeRO-3, which partitions and places the weights
+    itself (full precision is partitioned as it loads when the Trainer's DeepSpeed config
+    exists first: build `TrainingArguments` before the model)."""
     from transformers import AutoModelForCausalLM
 
     cfg = ModelConfig(name=cfg) if isinstance(cfg, str) else cfg
     path = resolve_checkpoint(cfg.name, cfg.cache_dir)
-    kwargs = dict(dtype=resolve_compute_dtype(cfg.compute_dtype), trust_remote_code=cfg.trust_remote_code)
+    device, dtype = Device.current(), resolve_compute_dtype(cfg.compute_dtype)
+    kwargs = dict(dtype=dtype, trust_remote_code=cfg.trust_remote_code)
     if cfg.load_in_4bit:
-        kwargs["quantization_config"] = quantization_config(cfg)
-        kwargs["device_map"] = device_map or _default_device_map()
-    elif device_map is not None:
+        kwargs["quantization_config"] = quant = quantization_config(cfg)
+        if zero3:
+            # NF4 weights stored in the compute dtype, so DeepSpeed shards them like any tensor of it.
+            quant.bnb_4bit_quant_storage = dtype
+    if device_map is None and (cfg.load_in_4bit or device.is_cuda):
+        # bitsandbytes quantises where the weights land; a full-precision model on a GPU node
+        # must be put on the GPU too (without a map it stays on the CPU).
+        device_map = device_map_for(device, zero3=zero3)
+    if device_map is not None:
         kwargs["device_map"] = device_map
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     model.config.use_cache = False
     return model
-
-
-def _default_device_map() -> dict:
-    """bitsandbytes quantises on the device the weights land on: the local GPU if any."""
-    import torch
-
-    if torch.cuda.is_available():
-        return {"": torch.cuda.current_device()}
-    return {"": "cpu"}

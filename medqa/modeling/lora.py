@@ -12,6 +12,12 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
 
+CHECKPOINTING = {"use_reentrant": False}
+"""Non-reentrant activation checkpointing, said explicitly: peft passes `{}` when given nothing,
+and torch then falls back to the reentrant variant (which DDP's unused-parameter detection and
+frozen-input LoRA layers handle badly)."""
+
+
 def lora_targets(model_name: str, lora: LoraConfig) -> list[str] | str:
     """Configured targets, else the preset's, else every linear layer (peft's `all-linear`)."""
     if lora.target_modules:
@@ -28,9 +34,10 @@ def attach_lora(
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     if model_cfg.load_in_4bit:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                                gradient_checkpointing_kwargs=CHECKPOINTING)
     elif gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=CHECKPOINTING)
         model.enable_input_require_grads()
     peft_config = PeftLoraConfig(
         r=lora.r,
