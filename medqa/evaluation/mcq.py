@@ -26,7 +26,7 @@ import inspect
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from medqa.data.prompts import letter_continuations, mcq_prompt, open_question_prompt
 from medqa.data.record import MCQRecord
@@ -200,12 +200,19 @@ def _score_batch(model, batch: list[_Sequence], pad_id: int, keep_logits: bool) 
     return results
 
 
-def _run_sequences(model, tokenizer, sequences: list[_Sequence], batch_size: int, progress: bool) -> list[list[float]]:
+def _run_sequences(model, tokenizer, sequences: list[_Sequence], batch_size: int, progress: bool,
+                   sync_passes: Optional[Callable[[int], int]] = None) -> list[list[float]]:
     """Score sequences in batches of similar length (longest first, as the harness
-    does, so a memory problem shows at once), returning results in input order."""
+    does, so a memory problem shows at once), returning results in input order.
+
+    `sync_passes` maps this process's number of forward passes to the number every rank
+    makes (their maximum): under ZeRO-3 each forward pass is a collective, so a rank with
+    fewer batches repeats its last one, unread, until all have made the same number."""
     import torch
 
     order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i].input_ids))
+    passes = -(-len(order) // batch_size)
+    extra = (sync_passes(passes) - passes) if sync_passes else 0
     results: list[list[float]] = [[] for _ in sequences]
     pad_id, keep = _pad_token_id(tokenizer), _supports_logits_to_keep(model)
     bar = None
@@ -220,6 +227,8 @@ def _run_sequences(model, tokenizer, sequences: list[_Sequence], batch_size: int
                 results[i] = scores
             if bar is not None:
                 bar.update(len(chunk))
+        for _ in range(extra):
+            _score_batch(model, [sequences[order[-1]]], pad_id, keep)
     if bar is not None:
         bar.close()
     return results
@@ -232,11 +241,14 @@ def score_records(
     method: str = "letter",
     batch_size: int = 8,
     progress: bool = False,
+    sync_passes: Optional[Callable[[int], int]] = None,
 ) -> list[MCQScore]:
     """Score every record's options; works with a base model, a 4-bit model or a PeftModel.
 
     Records need no answer (serving). The model is put in eval mode for the call
-    and its previous mode restored (training eval calls this mid-run).
+    and its previous mode restored (training eval calls this mid-run). In a distributed
+    run, `sync_passes` makes every rank run the same number of forward passes (see
+    `_run_sequences`); a rank then needs at least one record.
     """
     if method not in METHODS:
         raise ValueError(f"unknown scoring method {method!r}; choose one of {METHODS}")
@@ -246,7 +258,7 @@ def score_records(
     per_record = [build_sequences(tokenizer, r, method, max_len) for r in records]
     flat = [seq for seqs in per_record for seq in seqs]
     with _eval_mode(model):
-        flat_scores = _run_sequences(model, tokenizer, flat, batch_size, progress)
+        flat_scores = _run_sequences(model, tokenizer, flat, batch_size, progress, sync_passes)
     scores, cursor = [], 0
     for record, seqs in zip(records, per_record):
         lls = [ll for result in flat_scores[cursor : cursor + len(seqs)] for ll in result]
@@ -276,21 +288,3 @@ def mcq_accuracy(model, tokenizer, records: list[MCQRecord], method: str = "lett
         raise ValueError("mcq_accuracy needs records with an answer_index")
     scores = score_records(model, tokenizer, answered, method=method, batch_size=batch_size)
     return sum(s.predicted_index == r.answer_index for s, r in zip(scores, answered)) / len(answered)
-
-
-def continuation_loglikelihoods(
-    model, tokenizer, pairs: Sequence[tuple[str, str]], batch_size: int = 8, progress: bool = False
-) -> list[tuple[float, int]]:
-    """(summed log-probability, token count) of each continuation given its context:
-    the harness's `loglikelihood` request, used for perplexity of reference texts."""
-    max_len = context_length(model, tokenizer)
-    sequences = []
-    for context, continuation in pairs:
-        ctx, cont = encode_pair(tokenizer, context, continuation)
-        if not cont:
-            raise ValueError(f"continuation {continuation[:40]!r} encodes to no tokens")
-        target = [(len(ctx) + i - 1, tok) for i, tok in enumerate(cont)]
-        sequences.append(_left_truncate((ctx + cont)[:-1], [target], max_len))
-    with _eval_mode(model):
-        results = _run_sequences(model, tokenizer, sequences, batch_size, progress)
-    return [(r[0], len(s.targets[0])) for r, s in zip(results, sequences)]

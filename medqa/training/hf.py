@@ -14,7 +14,8 @@ from typing import Any, Optional, Sequence
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from medqa.config import Config, save_config
-from medqa.modeling.loading import load_model, resolve_compute_dtype
+from medqa.modeling.devices import Device, compute_dtype, mixed_precision
+from medqa.modeling.loading import load_model
 from medqa.modeling.lora import attach_lora
 from medqa.training.batching import collate_rows, warmup_steps
 
@@ -22,29 +23,16 @@ CONFIG_FILENAME = "medqa_config.yaml"
 """The resolved config saved beside every adapter checkpoint."""
 
 
+def is_zero3(cfg: Config) -> bool:
+    return cfg.training.strategy == "deepspeed" and cfg.training.zero_stage == 3
+
+
 def build_model(cfg: Config):
-    """QLoRA model: the (4-bit) base with a fresh trainable LoRA adapter."""
-    t = cfg.training
-    zero3_4bit = t.strategy == "deepspeed" and t.zero_stage == 3 and cfg.model.load_in_4bit
-    model = _load_zero3_4bit(cfg) if zero3_4bit else load_model(cfg.model)
-    return attach_lora(model, cfg.model, cfg.lora, gradient_checkpointing=t.gradient_checkpointing)
-
-
-def _load_zero3_4bit(cfg: Config):
-    """4-bit base for ZeRO-3: NF4 weights stored in the compute dtype so DeepSpeed can
-    partition them, and no device map (DeepSpeed places the shards)."""
-    from transformers import AutoModelForCausalLM
-
-    from medqa.modeling.loading import quantization_config, resolve_checkpoint
-
-    dtype = resolve_compute_dtype(cfg.model.compute_dtype)
-    quant = quantization_config(cfg.model)
-    quant.bnb_4bit_quant_storage = dtype
-    model = AutoModelForCausalLM.from_pretrained(
-        resolve_checkpoint(cfg.model.name, cfg.model.cache_dir), dtype=dtype,
-        quantization_config=quant, trust_remote_code=cfg.model.trust_remote_code)
-    model.config.use_cache = False
-    return model
+    """QLoRA model: the (4-bit) base with a fresh trainable LoRA adapter. Under ZeRO-3 build
+    the `TrainingArguments` first: their DeepSpeed config makes from_pretrained partition the
+    weights as they load instead of putting a whole copy on every rank."""
+    model = load_model(cfg.model, zero3=is_zero3(cfg))
+    return attach_lora(model, cfg.model, cfg.lora, gradient_checkpointing=cfg.training.gradient_checkpointing)
 
 
 def report_to(cfg: Config) -> list[str]:
@@ -65,9 +53,8 @@ def training_arguments(
     deepspeed_config: Optional[dict] = None,
 ) -> TrainingArguments:
     t = cfg.training
-    import torch
-
-    bf16 = resolve_compute_dtype(cfg.model.compute_dtype) == torch.bfloat16
+    device = Device.current() if t.use_gpu else Device()
+    precision = mixed_precision(compute_dtype(cfg.model.compute_dtype, device), device)
     if logging_dir:
         os.environ["TENSORBOARD_LOGGING_DIR"] = logging_dir  # read by transformers' TensorBoardCallback
     return TrainingArguments(
@@ -88,7 +75,7 @@ def training_arguments(
         # Ray Train keeps the persistent copies; one local copy is enough.
         save_total_limit=1,
         prediction_loss_only=True,
-        bf16=bf16,
+        **precision,
         use_cpu=not t.use_gpu,
         seed=cfg.seed,
         report_to=report_to(cfg),
@@ -108,14 +95,15 @@ def training_arguments(
 class MedqaTrainer(Trainer):
     """`Trainer` whose evaluation adds multiple-choice accuracy (`eval_accuracy`).
 
-    Every rank scores its slice of `mcq_records` with the evaluation package's
-    scorer and the counts are summed across ranks, so the work is shared and
-    all ranks log the same number.
+    Every rank scores its share of `mcq_records` and the counts are summed across
+    ranks, so the work is shared and all ranks log the same number. The shares are
+    padded to one length and the ranks agree on their number of forward passes:
+    under ZeRO-3 every forward pass is a collective that all ranks must join.
     """
 
     def __init__(self, *args, mcq_records: list | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.mcq_records = mcq_records or []
+        self.mcq_records = [r for r in mcq_records or [] if r.answer_index is not None]
 
     def evaluate(self, *args, **kwargs) -> dict[str, float]:
         metrics = super().evaluate(*args, **kwargs)
@@ -125,23 +113,41 @@ class MedqaTrainer(Trainer):
             self.log({"eval_accuracy": accuracy})
         return metrics
 
-    def _mcq_accuracy(self) -> float:
+    def _distributed(self) -> bool:
+        import torch.distributed as dist
+
+        return self.args.world_size > 1 and dist.is_initialized()
+
+    def _all_reduce(self, values: list[float], op: str = "sum") -> list[float]:
+        """Reduced over the ranks, on the trainer's device (NCCL takes CUDA tensors only)."""
         import torch
         import torch.distributed as dist
 
-        from medqa.evaluation.mcq import mcq_accuracy
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.args.device)
+        if self._distributed():
+            dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+        return tensor.tolist()
 
-        rank, world = self.args.process_index, self.args.world_size
-        mine = self.mcq_records[rank::world]
-        was_training = self.model.training
-        self.model.eval()
-        with torch.no_grad():
-            acc = mcq_accuracy(self.model, self.processing_class, mine, batch_size=self.args.per_device_eval_batch_size) if mine else 0.0
-        self.model.train(was_training)
-        counts = torch.tensor([acc * len(mine), float(len(mine))], dtype=torch.float64)
-        if world > 1 and dist.is_initialized():
-            dist.all_reduce(counts)
-        return float(counts[0] / counts[1])
+    def _mcq_accuracy(self) -> float:
+        from medqa.evaluation.mcq import score_records
+
+        world = self.args.world_size if self._distributed() else 1
+        share, counted = rank_share(self.mcq_records, self.args.process_index if world > 1 else 0, world)
+        sync = (lambda n: int(self._all_reduce([n], "max")[0])) if world > 1 else None
+        scores = score_records(self.model, self.processing_class, share,
+                               batch_size=self.args.per_device_eval_batch_size, sync_passes=sync)
+        correct = sum(s.predicted_index == r.answer_index for s, r in zip(scores[:counted], share))
+        total_correct, total = self._all_reduce([correct, counted])
+        return total_correct / total
+
+
+def rank_share(records: list, rank: int, world: int) -> tuple[list, int]:
+    """Rank `rank`'s records (every world-th from its own) padded with copies of the first
+    record to the length of the largest share, and how many of them are its own: every rank,
+    with fewer records than ranks too, runs the same scoring work and counts only its own."""
+    mine = records[rank::world]
+    size = -(-len(records) // world)
+    return mine + records[:1] * (size - len(mine)), len(mine)
 
 
 def make_trainer(args: TrainingArguments, model, tokenizer, train, validation=None, callbacks: Sequence[Any] = (),

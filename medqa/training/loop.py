@@ -23,6 +23,27 @@ from medqa.config import from_dict
 
 def train_loop_per_worker(loop_config: dict) -> Optional[dict]:
     import ray.train
+
+    from medqa.training import hf
+
+    trainer = worker_trainer(loop_config)
+    with ExitStack() as stack:
+        resume = _resume_dir(stack, ray.train.get_checkpoint(), loop_config.get("resume_path"))
+        resumed_from = hf.checkpoint_step(resume)
+        output = trainer.train(resume_from_checkpoint=resume)
+    # Ray returns rank 0's value as `Result.return_value`: where this attempt
+    # resumed, and the trained model's logits on one validation prompt so
+    # callers can check a reloaded adapter. Every rank runs the probe's forward
+    # pass: under ZeRO-3 it gathers each layer's weights from all ranks.
+    probe = hf.probe(trainer.model, trainer.processing_class, trainer.mcq_records)
+    if ray.train.get_context().get_world_rank() != 0:
+        return None
+    return {"resumed_from_step": resumed_from, "train_metrics": output.metrics, "probe": probe}
+
+
+def worker_trainer(loop_config: dict):
+    """This worker's HF `Trainer`, ready to train or evaluate, with Ray's report callback."""
+    import ray.train
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
 
     from medqa.data.record import MCQRecord
@@ -33,17 +54,24 @@ def train_loop_per_worker(loop_config: dict) -> Optional[dict]:
     if cfg.training.strategy == "deepspeed" and not cfg.training.use_gpu:
         # DeepSpeed picks its accelerator at import; without a GPU it must be told.
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    ctx = ray.train.get_context()
+    rank = ray.train.get_context().get_world_rank()
     tokenizer = load_tokenizer(cfg.model)
-    model = hf.build_model(cfg)
-    is_zero = ctx.get_world_rank() == 0
+    # The arguments before the model: under ZeRO-3 their DeepSpeed config is what makes
+    # from_pretrained partition the weights instead of loading a full copy on every rank.
     args = hf.training_arguments(
         cfg,
-        output_dir=tempfile.mkdtemp(prefix=f"medqa-rank{ctx.get_world_rank()}-"),
+        output_dir=tempfile.mkdtemp(prefix=f"medqa-rank{rank}-"),
         max_steps=loop_config["max_steps"],
-        logging_dir=loop_config.get("logging_dir") if is_zero else None,
+        logging_dir=loop_config.get("logging_dir") if rank == 0 else None,
         deepspeed_config=loop_config.get("deepspeed_config"),
     )
+    if args.deepspeed:
+        import deepspeed
+
+        # DeepSpeed's comm layer adopts the process group Ray Train set up. ZeRO-3's partitioned
+        # load reads the world size from it (accelerate does this itself on GPUs only).
+        deepspeed.init_distributed()
+    model = hf.build_model(cfg)
     tables = {split: ray.get(ref) for split, ref in loop_config["data"].items()}
     trainer = hf.make_trainer(
         args, model, tokenizer, tables["train"], tables["validation"],
@@ -51,18 +79,7 @@ def train_loop_per_worker(loop_config: dict) -> Optional[dict]:
         mcq_records=[MCQRecord.from_dict(r) for r in loop_config.get("mcq_records", [])],
     )
     # A no-op for map-style datasets; kept so Ray Data iterables would also work here.
-    trainer = prepare_trainer(trainer)
-    with ExitStack() as stack:
-        resume = _resume_dir(stack, ray.train.get_checkpoint(), loop_config.get("resume_path"))
-        resumed_from = hf.checkpoint_step(resume)
-        output = trainer.train(resume_from_checkpoint=resume)
-    # Ray returns rank 0's value as `Result.return_value`: where this attempt
-    # resumed, and the trained model's logits on one validation prompt so
-    # callers can check a reloaded adapter.
-    if not is_zero:
-        return None
-    return {"resumed_from_step": resumed_from, "train_metrics": output.metrics,
-            "probe": hf.probe(trainer.model, tokenizer, trainer.mcq_records)}
+    return prepare_trainer(trainer)
 
 
 def _resume_dir(stack: ExitStack, checkpoint, resume_path: Optional[str]) -> Optional[str]:

@@ -147,3 +147,15 @@ def test_train_cli_reports_bad_config_clearly(capsys):
 
     assert main(["train", "training.lerning_rate=1"]) == 2
     assert "training.lerning_rate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n_records, world", [(1, 2), (2, 2), (5, 2), (3, 4), (0, 2), (7, 3)])
+def test_rank_shares_are_equal_in_length_and_count_each_record_once(n_records, world):
+    from medqa.training.hf import rank_share
+
+    records = [f"r{i}" for i in range(n_records)]
+    shares = [rank_share(records, rank, world) for rank in range(world)]
+    assert len({len(share) for share, _ in shares}) == 1  # the same scoring work on every rank
+    own = [r for share, counted in shares for r in share[:counted]]
+    assert sorted(own) == records  # every record counted once, padding never
+    assert all(r in records for share, _ in shares for r in share)

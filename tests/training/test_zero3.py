@@ -1,0 +1,81 @@
+"""DeepSpeed ZeRO-3 on 2 CPU workers (gloo): every rank joins every collective.
+
+Under ZeRO-3 each forward pass gathers the layers' weights from all ranks, so a
+forward pass one rank makes and another does not (the end-of-run probe on rank 0,
+MCQ scoring when a rank has fewer questions) hangs the run. The timeouts bound that.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medqa.config import load_config
+from medqa.training.trainer import run_training
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(420)]
+
+ZERO3 = {"training.strategy": "deepspeed", "training.zero_stage": 3, "model.load_in_4bit": False}
+
+
+def test_zero3_mcq_accuracy_with_fewer_equal_and_more_questions_than_workers(
+        ray_session, prepared_data, tiny_overrides, tmp_path):
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    from medqa.data.record import MCQRecord
+    from medqa.evaluation.mcq import mcq_accuracy
+    from medqa.modeling.loading import load_model, load_tokenizer
+    from medqa.training.trainer import load_tables, make_loop_config, mcq_records, share
+
+    # Defined here so Ray ships it by value (workers cannot import test modules).
+    def _evaluations(loop_config: dict):
+        # The worker loop: one trainer, evaluated with the first n MCQ questions for each n.
+        import ray.train
+
+        from medqa.training.loop import worker_trainer
+
+        trainer = worker_trainer(loop_config)
+        questions = list(trainer.mcq_records)
+        accuracies = {}
+        for n in loop_config["limits"]:
+            trainer.mcq_records = questions[:n]
+            accuracies[n] = trainer.evaluate()["eval_accuracy"]
+        return accuracies if ray.train.get_context().get_world_rank() == 0 else None
+
+    cfg = load_config(None, tiny_overrides(prepared_data, tmp_path / "runs", **ZERO3))
+    records = mcq_records(prepared_data, 5)
+    loop_config = make_loop_config(cfg, "zero3-eval", share(load_tables(cfg, prepared_data)), 96, None, records)
+    limits = [1, 2, 5]  # fewer than, as many as and more than the 2 workers (5: unequal shares)
+    result = TorchTrainer(
+        _evaluations, train_loop_config={**loop_config, "limits": limits}, torch_config=TorchConfig(backend="gloo"),
+        scaling_config=ScalingConfig(num_workers=2, resources_per_worker={"CPU": 1}),
+        run_config=RunConfig(name="zero3-eval", storage_path=str(tmp_path / "runs")),
+    ).fit()
+
+    # A fresh LoRA adapter changes nothing (B = 0): the sharded model must answer as the base does.
+    base, tokenizer = load_model(cfg.model), load_tokenizer(cfg.model)
+    questions = [MCQRecord.from_dict(r) for r in records]
+    expected = {n: mcq_accuracy(base, tokenizer, questions[:n]) for n in limits}
+    assert result.return_value == expected
+
+
+def test_zero3_trains_evaluates_checkpoints_resumes_and_summarises(ray_session, prepared_data, tiny_overrides, tmp_path):
+    storage = tmp_path / "runs"
+    cfg = load_config(None, tiny_overrides(prepared_data, storage, **ZERO3, **{
+        "training.run_name": "zero3", "training.max_steps": 4, "training.eval_steps": 2, "training.save_steps": 2,
+        "training.eval_mcq_limit": 1, "training.fail_at_step": 3, "training.max_failures": 1}))
+    summary, result = run_training(cfg)
+
+    assert summary["global_step"] == 4
+    assert summary["resumed_from_step"] == 2  # the injected failure at step 3 resumed from step 2's checkpoint
+    assert 0.0 <= summary["metrics"]["eval_accuracy"] <= 1.0 and summary["metrics"]["eval_loss"] > 0
+    adapter = Path(summary["checkpoint"])
+    assert any(adapter.glob("global_step*/*optim_states.pt"))  # ZeRO's partitioned optimizer state
+    from safetensors.torch import load_file
+
+    weights = load_file(str(adapter / "adapter_model.safetensors"))
+    # The adapter is saved whole (gathered from the partitions), not as empty shards.
+    assert weights and all(t.numel() > 0 for t in weights.values())
+    assert len(result.return_value["probe"]["logits"]) > 0  # every rank ran the probe; rank 0 returned it
