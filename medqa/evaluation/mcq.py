@@ -288,3 +288,21 @@ def mcq_accuracy(model, tokenizer, records: list[MCQRecord], method: str = "lett
         raise ValueError("mcq_accuracy needs records with an answer_index")
     scores = score_records(model, tokenizer, answered, method=method, batch_size=batch_size)
     return sum(s.predicted_index == r.answer_index for s, r in zip(scores, answered)) / len(answered)
+
+
+def continuation_loglikelihoods(
+    model, tokenizer, pairs: Sequence[tuple[str, str]], batch_size: int = 8, progress: bool = False
+) -> list[tuple[float, int]]:
+    """(summed log-probability, token count) of each continuation given its context:
+    the harness's `loglikelihood` request, used for perplexity of reference texts."""
+    max_len = context_length(model, tokenizer)
+    sequences = []
+    for context, continuation in pairs:
+        ctx, cont = encode_pair(tokenizer, context, continuation)
+        if not cont:
+            raise ValueError(f"continuation {continuation[:40]!r} encodes to no tokens")
+        target = [(len(ctx) + i - 1, tok) for i, tok in enumerate(cont)]
+        sequences.append(_left_truncate((ctx + cont)[:-1], [target], max_len))
+    with _eval_mode(model):
+        results = _run_sequences(model, tokenizer, sequences, batch_size, progress)
+    return [(r[0], len(s.targets[0])) for r, s in zip(results, sequences)]
