@@ -8,6 +8,7 @@ dataclasses.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shlex
@@ -73,6 +74,12 @@ def check_line(line: str) -> str:
         config = yaml.safe_load((REPO / argv[2]).read_text())
         assert config["applications"][0]["import_path"] == "medqa.serving.app:build_app"
         return "serve"
+    if argv[0].endswith("python") and len(argv) > 1 and argv[1].startswith("benchmarks/"):
+        spec = importlib.util.spec_from_file_location("readme_benchmark", REPO / argv[1])
+        script = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(script)
+        script.parse_args(argv[2:])  # SystemExit on a wrong flag
+        return "benchmark"
     if argv[0] == "curl":
         url = next(a for a in argv if a.startswith("http://"))
         assert _route_exists(url), url

@@ -80,8 +80,8 @@ def handle(args) -> int:
     signal.signal(signal.SIGTERM, stop)  # after ray.init, which installs its own fatal-signal handler
     started, status = time.time(), "stopped"
     try:
-        names = _deploy(what, http)
-        _wait_running(names, args.timeout)
+        names = deploy(what, http)
+        wait_running(names, args.timeout)
         err.print(f"[green]medqa is serving at {url}[/] (docs at {url}/docs); Ctrl-C to stop")
         emit_json({"url": url, "applications": names, "status": "RUNNING"})
         while True:
@@ -98,7 +98,8 @@ def handle(args) -> int:
     return 0 if status == "stopped" else 1
 
 
-def _deploy(what: dict, http: dict) -> list[str]:
+def deploy(what: dict, http: dict) -> list[str]:
+    """Start Serve and deploy `plan`'s answer without waiting; the application names."""
     from ray import serve
 
     if what["kind"] == "deploy":
@@ -116,7 +117,8 @@ def _deploy(what: dict, http: dict) -> list[str]:
     return ["medqa"]
 
 
-def _wait_running(names: list[str], timeout: float) -> None:
+def wait_running(names: list[str], timeout: float) -> None:
+    """Until every named application is RUNNING; a failed deployment raises with Serve's message."""
     import time
 
     from ray import serve
