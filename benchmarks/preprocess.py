@@ -10,8 +10,8 @@ duplicates (one word changed, spacing/case changed) that the MinHash stage
 must catch, ~2% are exact duplicates with shuffled options; a few corrupted
 lines exercise validation. Both engines get the same config (tiny-random's
 tokenizer = SmolLM2's, augment_factor 2); Ray is started once before timing
-(its start-up is reported separately) and the engines alternate `--repeats` times. `--write` replaces the `## Preprocessing`
-section of benchmarks/RESULTS.md.
+(its start-up is reported separately) and the engines alternate `--repeats`
+times. `--write` replaces the `## Preprocessing` section of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -114,11 +114,13 @@ def main() -> int:
         {k: v for k, v in ray_summary.items() if k not in ("engine", "seconds", "rows_per_second", "output_dir")}
     result = {
         "rows_in": n, "num_cpus": args.num_cpus, "machine_cpus": os.cpu_count(), "load_average_5min": round(load, 1),
-        "plain_seconds": plain["seconds"], "ray_seconds": ray_summary["seconds"], "ray_start_seconds": round(ray_start, 2),
+        "plain_seconds": plain["seconds"], "ray_seconds": ray_summary["seconds"],
+        "ray_start_seconds": round(ray_start, 2),
         "plain_rows_per_s": plain["rows_per_second"], "ray_rows_per_s": ray_summary["rows_per_second"],
         "ratio_ray_over_plain": round(ray_summary["rows_per_second"] / plain["rows_per_second"], 2),
         "same_summary": same, "repeats": args.repeats,
-        "plain_all_seconds": [p["seconds"] for p in plains], "ray_all_seconds": [r["seconds"] for r in rays], "rejected": plain["rejected"], "duplicates_exact": plain["duplicates_exact"],
+        "plain_all_seconds": [p["seconds"] for p in plains], "ray_all_seconds": [r["seconds"] for r in rays],
+        "rejected": plain["rejected"], "duplicates_exact": plain["duplicates_exact"],
         "duplicates_near": plain["duplicates_near"], "rows_out": plain["rows_out"],
     }
     print(json.dumps(result))
@@ -137,11 +139,14 @@ ran alternately {r['repeats']} times each and the best run of each is shown (all
 
 | engine | rows in | seconds | rows/s | ratio |
 |---|---|---|---|---|
-| plain (one process, same step functions) | {r['rows_in']:,} | {r['plain_seconds']} | {r['plain_rows_per_s']:,} | 1.00 |
-| Ray Data (`map_batches`, {r['num_cpus']} CPUs) | {r['rows_in']:,} | {r['ray_seconds']} | {r['ray_rows_per_s']:,} | **{r['ratio_ray_over_plain']}** |
+| plain (one process, same step functions) | {r['rows_in']:,} | {r['plain_seconds']} | \
+{r['plain_rows_per_s']:,} | 1.00 |
+| Ray Data (`map_batches`, {r['num_cpus']} CPUs) | {r['rows_in']:,} | {r['ray_seconds']} | \
+{r['ray_rows_per_s']:,} | **{r['ratio_ray_over_plain']}** |
 
 Ray start-up ({r['ray_start_seconds']} s) is outside the timing; both runs include reading, validation
-({r['rejected']} corrupted lines rejected), de-duplication ({r['duplicates_exact']:,} exact, {r['duplicates_near']:,} near),
+({r['rejected']} corrupted lines rejected), de-duplication ({r['duplicates_exact']:,} exact, \
+{r['duplicates_near']:,} near),
 augmentation (factor 2), tokenisation and parquet writing; {r['rows_out']:,} rows out. Identical summaries
 from both engines: {r['same_summary']}.
 

@@ -93,7 +93,8 @@ def main() -> int:
     base = results["one_by_one"]["questions_per_s"]
     for row in results.values():
         row["speedup_vs_one_by_one"] = round(row["questions_per_s"] / base, 2)
-    summary = dict(model=args.model, data=args.data, n=len(records), torch_threads=torch.get_num_threads(), results=results)
+    summary = dict(model=args.model, data=args.data, n=len(records), torch_threads=torch.get_num_threads(),
+                   results=results)
     print(json.dumps(summary))
     return 0
 

@@ -190,8 +190,9 @@ def deploy(base: str, name: str, batch_wait: float, **args) -> str:
 
     from medqa.serving.app import BuildArgs, build_app
 
-    build = BuildArgs(**{"model": "smollm2-135m", "num_replicas": 1, "model_num_cpus": MODEL_CPUS, "small_num_cpus": 0.25,
-                         "batch_wait_timeout_s": batch_wait, "max_ongoing_requests": 64, **args})
+    build = BuildArgs(**{"model": "smollm2-135m", "num_replicas": 1, "model_num_cpus": MODEL_CPUS,
+                         "small_num_cpus": 0.25, "batch_wait_timeout_s": batch_wait, "max_ongoing_requests": 64,
+                         **args})
     prefix = "/" if name == "medqa" else f"/{name}"
     serve.run(build_app(build), name=name, route_prefix=prefix, blocking=False)
     url = base + ("" if name == "medqa" else prefix)
@@ -271,7 +272,8 @@ def latency_runs(base: str, questions: list[dict], scale: float, batch_wait: flo
     for c in (8, 32):
         record(f"mcq_c{c}", load_test(url + "/v1/mcq", questions[: n_for[c]], c))
     for c in (1, 8, 32):
-        bodies = [{"question": q["question"], "temperature": 0, "max_length": GEN_TOKENS} for q in questions[: gen_n_for[c]]]
+        bodies = [{"question": q["question"], "temperature": 0, "max_length": GEN_TOKENS}
+                  for q in questions[: gen_n_for[c]]]
         record(f"generate_c{c}", load_test(url + "/generate", bodies, c))
     serve.delete("medqa")
 
@@ -305,7 +307,8 @@ def main() -> int:
     parts = ("latency", "overload", "overhead") if opts.only == "all" else (opts.only,)
     if "overhead" in parts:  # before Ray starts: the in-process baselines get the machine to themselves
         n = int(40 * scale) or 10
-        record("in_process_mcq_rules_c1", summarise(timed := in_process_work(questions[:n], False), sum(timed) / 1000, 0))
+        record("in_process_mcq_rules_c1",
+               summarise(timed := in_process_work(questions[:n], False), sum(timed) / 1000, 0))
         record("in_process_mcq_with_classifier_c1",
                summarise(timed := in_process_work(questions[:n], True), sum(timed) / 1000, 0))
     if "latency" in parts:

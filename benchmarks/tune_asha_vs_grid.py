@@ -1,6 +1,7 @@
 """ASHA vs the full grid over the same space and max_t (tiny model, CPU).
 
-    .venv/bin/python benchmarks/tune_asha_vs_grid.py [--size small|large|deep] [--lr-order ascending|mixed] [--out runs/bench-tune]
+    .venv/bin/python benchmarks/tune_asha_vs_grid.py [--size small|large|deep] [--lr-order ascending|mixed] \
+        [--out runs/bench-tune]
 
 Both searches run the same grid (lora_r x learning rates) on one local Ray.
 `small`: r {4, 8} x 4 learning rates, max_t 6, reduction factor 2 (8 trials).

@@ -37,17 +37,25 @@ def _check(cond: bool, key: str, msg: str) -> None:
 
 @dataclass
 class DataConfig:
-    source: str = opt("sample", "Training data: `sample` (shipped), a .jsonl/.json/.csv/.parquet file, or a hub id such as `openlifescienceai/medmcqa:train`.")
-    eval_source: Optional[str] = opt(None, "Evaluation data checked for contamination; its questions are removed from the training data.")
+    source: str = opt("sample", "Training data: `sample` (shipped), a .jsonl/.json/.csv/.parquet file, or a hub id "
+                                "such as `openlifescienceai/medmcqa:train`.")
+    eval_source: Optional[str] = opt(None, "Evaluation data checked for contamination; its questions are removed from "
+                                           "the training data.")
     output_dir: str = opt("runs/data", "Where `medqa preprocess` writes parquet splits, rejects and the summary.")
     val_fraction: float = opt(0.1, "Fraction of rows held out for validation, stratified by subject.")
-    augment_factor: int = opt(2, "Versions of each training row, options shuffled so answer positions balance to 25% each (1 = no augmentation).")
-    near_duplicate_threshold: float = opt(0.9, "Jaccard similarity of the word 3-grams of question + options at or above which two rows count as near-duplicates (the later one is dropped).")
-    cop_base: Optional[int] = opt(None, "MedMCQA `cop` counted from 0 (hub) or 1 (original release); empty = detect per source (1 when some cop is 4 and none is 0).")
+    augment_factor: int = opt(2, "Versions of each training row, options shuffled so answer positions balance to 25% "
+                                 "each (1 = no augmentation).")
+    near_duplicate_threshold: float = opt(0.9, "Jaccard similarity of the word 3-grams of question + options at or "
+                                               "above which two rows count as near-duplicates (the later one is "
+                                               "dropped).")
+    cop_base: Optional[int] = opt(None, "MedMCQA `cop` counted from 0 (hub) or 1 (original release); empty = detect "
+                                        "per source (1 when some cop is 4 and none is 0).")
     max_question_chars: int = opt(4000, "Rows whose question is longer are rejected.")
     max_option_chars: int = opt(1000, "Rows with a longer option are rejected.")
-    max_length: int = opt(512, "Token length of a tokenised training example (longer ones are truncated from the left of the question).")
-    loss_on: Literal["answer", "answer_explanation"] = opt("answer", "Which tokens carry the loss: the answer only, or the answer plus its explanation.")
+    max_length: int = opt(512, "Token length of a tokenised training example (longer ones are truncated from the left "
+                               "of the question).")
+    loss_on: Literal["answer", "answer_explanation"] = opt(
+        "answer", "Which tokens carry the loss: the answer only, or the answer plus its explanation.")
     strict: bool = opt(False, "Fail on the first malformed row instead of writing it to rejects.jsonl.")
 
     def __post_init__(self) -> None:
@@ -65,8 +73,10 @@ class ModelConfig:
     load_in_4bit: bool = opt(True, "Load the base model in 4-bit NF4 through bitsandbytes (QLoRA).")
     quant_type: Literal["nf4", "fp4"] = opt("nf4", "bitsandbytes 4-bit quantisation type.")
     double_quant: bool = opt(True, "Quantise the quantisation constants too (saves about 0.4 bits per parameter).")
-    compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = opt("auto", "Compute dtype; `auto` picks bfloat16 where the device supports it, else float32.")
-    cache_dir: Optional[str] = opt(None, "Where converted checkpoints are cached (default: $MEDQA_CACHE or ~/.cache/medqa).")
+    compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = opt(
+        "auto", "Compute dtype; `auto` picks bfloat16 where the device supports it, else float32.")
+    cache_dir: Optional[str] = opt(None, "Where converted checkpoints are cached (default: $MEDQA_CACHE or "
+                                         "~/.cache/medqa).")
     trust_remote_code: bool = opt(False, "Allow model code from the hub (needed by some older checkpoints).")
 
 
@@ -97,8 +107,10 @@ class TrainingConfig:
     learning_rate: float = opt(2e-4, "Peak learning rate.")
     weight_decay: float = opt(0.0, "AdamW weight decay.")
     warmup_ratio: float = opt(0.05, "Fraction of steps spent warming the learning rate up.")
-    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = opt("cosine", "Learning-rate schedule after warm-up.")
-    batching: Literal["padding", "group_by_length", "packing"] = opt("group_by_length", "How examples become batches (see benchmarks/RESULTS.md for the measured choice).")
+    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = opt(
+        "cosine", "Learning-rate schedule after warm-up.")
+    batching: Literal["padding", "group_by_length", "packing"] = opt(
+        "group_by_length", "How examples become batches (see benchmarks/RESULTS.md for the measured choice).")
     gradient_checkpointing: bool = opt(False, "Recompute activations in the backward pass to save memory.")
     logging_steps: int = opt(1, "Log the training loss every N steps.")
     eval_steps: int = opt(50, "Evaluate (loss and multiple-choice accuracy) every N steps.")
@@ -127,24 +139,31 @@ class TrainingConfig:
 class TuningConfig:
     num_samples: int = opt(4, "Trials sampled from the search space.")
     metric: str = opt("eval_loss", "Metric ASHA compares (`eval_loss` or `eval_accuracy`).")
-    mode: Optional[Literal["min", "max"]] = opt(None, "Whether the metric is minimised or maximised (empty: min for eval_loss, max for eval_accuracy).")
+    mode: Optional[Literal["min", "max"]] = opt(
+        None, "Whether the metric is minimised or maximised (empty: min for eval_loss, max for eval_accuracy).")
     max_t: int = opt(4, "Maximum training iterations (evaluations) per trial.")
     grace_period: int = opt(1, "Iterations every trial runs before ASHA may stop it.")
     reduction_factor: int = opt(2, "ASHA keeps 1/reduction_factor of trials at each rung.")
     lora_r: list[int] = opt([8, 16, 32], "LoRA ranks to choose from.")
     lr_min: float = opt(1e-5, "Lower bound of the log-uniform learning-rate range.")
     lr_max: float = opt(1e-3, "Upper bound of the log-uniform learning-rate range.")
-    alpha_per_r: Optional[float] = opt(2.0, "Tie lora alpha to r (alpha = alpha_per_r * r); empty searches alpha in lora_alpha.")
+    alpha_per_r: Optional[float] = opt(2.0, "Tie lora alpha to r (alpha = alpha_per_r * r); empty searches alpha in "
+                                            "lora_alpha.")
     lora_alpha: list[int] = opt([16, 32, 64], "LoRA alphas to choose from when alpha is not tied to r.")
     lora_dropout: list[float] = opt([0.0, 0.05, 0.1], "LoRA dropouts to choose from.")
-    searcher: Literal["random", "optuna", "hyperopt"] = opt("random", "Search algorithm; random is ASHA's classic partner.")
+    searcher: Literal["random", "optuna", "hyperopt"] = opt(
+        "random", "Search algorithm; random is ASHA's classic partner.")
     max_concurrent_trials: int = opt(0, "Trials running at once (0 = as many as resources allow).")
-    scheduler: Literal["asha", "fifo"] = opt("asha", "Trial scheduler: ASHA early stopping, or FIFO (every trial runs max_t iterations; the baseline).")
-    grid: bool = opt(False, "Run every combination of lora_r, lr_grid, lora_dropout (and lora_alpha) instead of sampling; num_samples repeats the grid.")
-    lr_grid: list[float] = opt([], "Learning rates tried in grid mode, in order (empty: 3 log-spaced values from lr_min to lr_max).")
+    scheduler: Literal["asha", "fifo"] = opt("asha", "Trial scheduler: ASHA early stopping, or FIFO (every trial runs "
+                                                     "max_t iterations; the baseline).")
+    grid: bool = opt(False, "Run every combination of lora_r, lr_grid, lora_dropout (and lora_alpha) instead of "
+                            "sampling; num_samples repeats the grid.")
+    lr_grid: list[float] = opt([], "Learning rates tried in grid mode, in order (empty: 3 log-spaced values from "
+                                   "lr_min to lr_max).")
     trial_cpus: float = opt(0.5, "CPUs reserved by each trial's driver (its Train workers reserve their own).")
     name: Optional[str] = opt(None, "Search name under training.storage_path (default: generated).")
-    resume: Optional[str] = opt(None, "Search directory to resume with `Tuner.restore` (unfinished and errored trials rerun).")
+    resume: Optional[str] = opt(None, "Search directory to resume with `Tuner.restore` (unfinished and errored trials "
+                                      "rerun).")
 
     def __post_init__(self) -> None:
         _check(self.num_samples >= 1, "num_samples", "must be at least 1")
@@ -152,13 +171,16 @@ class TuningConfig:
         _check(1 <= self.grace_period <= self.max_t, "grace_period", "must be between 1 and max_t")
         _check(self.reduction_factor >= 2, "reduction_factor", "must be at least 2")
         _check(0 < self.lr_min < self.lr_max, "lr_min", "must be positive and below lr_max")
-        _check(bool(self.lora_r) and all(r > 0 for r in self.lora_r), "lora_r", "must be a non-empty list of positive ranks")
+        _check(bool(self.lora_r) and all(r > 0 for r in self.lora_r), "lora_r",
+               "must be a non-empty list of positive ranks")
         _check(self.metric in ("eval_loss", "eval_accuracy"), "metric", "must be eval_loss or eval_accuracy")
         if self.mode is None:
             self.mode = "min" if self.metric == "eval_loss" else "max"
         _check(self.alpha_per_r is None or self.alpha_per_r > 0, "alpha_per_r", "must be positive or empty")
-        _check(self.alpha_per_r is not None or bool(self.lora_alpha), "lora_alpha", "must be non-empty when alpha is not tied to r")
-        _check(bool(self.lora_dropout) and all(0.0 <= d < 1.0 for d in self.lora_dropout), "lora_dropout", "must be a non-empty list in [0, 1)")
+        _check(self.alpha_per_r is not None or bool(self.lora_alpha), "lora_alpha",
+               "must be non-empty when alpha is not tied to r")
+        _check(bool(self.lora_dropout) and all(0.0 <= d < 1.0 for d in self.lora_dropout), "lora_dropout",
+               "must be a non-empty list in [0, 1)")
         _check(all(lr > 0 for lr in self.lr_grid), "lr_grid", "learning rates must be positive")
         _check(self.trial_cpus >= 0, "trial_cpus", "must be >= 0")
         _check(self.max_concurrent_trials >= 0, "max_concurrent_trials", "must be >= 0")
@@ -166,7 +188,8 @@ class TuningConfig:
 
 @dataclass
 class ServingConfig:
-    host: str = opt("127.0.0.1", "HTTP host Ray Serve binds (`medqa serve`; a Serve config file has its own `http_options`).")
+    host: str = opt("127.0.0.1", "HTTP host Ray Serve binds (`medqa serve`; a Serve config file has its own "
+                                 "`http_options`).")
     port: int = opt(8000, "HTTP port.")
     adapter: Optional[str] = opt(None, "LoRA adapter directory served on top of the base model.")
     max_batch_size: int = opt(8, "`@serve.batch` maximum batch size.")
@@ -178,13 +201,17 @@ class ServingConfig:
     downscale_delay_s: float = opt(120.0, "Seconds the load must stay below target before a model replica is removed.")
     look_back_period_s: float = opt(30.0, "Window over which the autoscaler averages the load.")
     num_replicas: Optional[int] = opt(None, "Fixed model replicas instead of autoscaling.")
-    load_in_4bit: bool = opt(False, "Serve the base model in 4-bit NF4 (saves GPU memory; slower than full precision on CPU).")
+    load_in_4bit: bool = opt(False, "Serve the base model in 4-bit NF4 (saves GPU memory; slower than full precision "
+                                    "on CPU).")
     model_num_cpus: float = opt(1.0, "CPUs reserved per model replica.")
     model_num_gpus: float = opt(0.0, "GPUs reserved per model replica (fractions share a GPU).")
     small_num_cpus: float = opt(0.25, "CPUs reserved per ingress and safety replica.")
-    max_ongoing_requests: int = opt(32, "Requests a model replica accepts at once (queued into `@serve.batch` batches); at least 4 x max_batch_size lets merged batches fill.")
-    max_queued_requests: int = opt(64, "Requests the ingress queues for busy model replicas; beyond that a request gets 503 with `Retry-After` at once.")
-    request_timeout_s: float = opt(60.0, "A request not answered in this many seconds gets 504 and its work is cancelled.")
+    max_ongoing_requests: int = opt(32, "Requests a model replica accepts at once (queued into `@serve.batch` "
+                                        "batches); at least 4 x max_batch_size lets merged batches fill.")
+    max_queued_requests: int = opt(64, "Requests the ingress queues for busy model replicas; beyond that a request "
+                                       "gets 503 with `Retry-After` at once.")
+    request_timeout_s: float = opt(60.0, "A request not answered in this many seconds gets 504 and its work is "
+                                         "cancelled.")
     retry_after_s: int = opt(2, "`Retry-After` seconds sent with a 503.")
     # Request limits (checked after authentication, before any work)
     max_body_bytes: int = opt(262_144, "Larger request bodies get 413 before they are parsed.")
@@ -193,12 +220,16 @@ class ServingConfig:
     max_messages: int = opt(64, "Chat requests with more messages get 422.")
     max_stop_sequences: int = opt(4, "Requests with more stop sequences get 422.")
     max_new_tokens: int = opt(512, "Largest `max_length` / `max_tokens` a request may ask for (larger ones get a 422).")
-    abstain_threshold: float = opt(0.35, "`/v1/mcq` answers are flagged `abstained` when the top option probability is below this.")
+    abstain_threshold: float = opt(0.35, "`/v1/mcq` answers are flagged `abstained` when the top option probability is "
+                                         "below this.")
     # Security (the operator's decisions; no request can change them)
-    api_key_env: str = opt("MEDQA_API_KEY", "Environment variable of the ingress replicas that, when set, holds the API key required in `Authorization: Bearer`.")
-    api_key_file: Optional[str] = opt(None, "File holding the API key (a mounted Kubernetes Secret); read by the ingress replicas, never passed through Ray.")
+    api_key_env: str = opt("MEDQA_API_KEY", "Environment variable of the ingress replicas that, when set, holds the "
+                                            "API key required in `Authorization: Bearer`.")
+    api_key_file: Optional[str] = opt(None, "File holding the API key (a mounted Kubernetes Secret); read by the "
+                                            "ingress replicas, never passed through Ray.")
     allow_unauthenticated: bool = opt(False, "Let a server bound beyond loopback run without an API key.")
-    allow_safety_opt_out: bool = opt(False, "Honour a request's `use_safety: false` (otherwise 403). Emergency and crisis handling stays on regardless.")
+    allow_safety_opt_out: bool = opt(False, "Honour a request's `use_safety: false` (otherwise 403). Emergency and "
+                                            "crisis handling stays on regardless.")
 
     def __post_init__(self) -> None:
         _check(1 <= self.port <= 65535, "port", "must be a TCP port")
@@ -224,7 +255,8 @@ class ServingConfig:
 class WandbConfig:
     enabled: bool = opt(False, "Log to Weights & Biases.")
     project: str = opt("medqa", "wandb project.")
-    mode: Literal["offline", "online", "disabled"] = opt("offline", "`online` needs WANDB_API_KEY; offline runs can be synced later.")
+    mode: Literal["offline", "online", "disabled"] = opt(
+        "offline", "`online` needs WANDB_API_KEY; offline runs can be synced later.")
 
 
 @dataclass
@@ -378,6 +410,7 @@ def reference_markdown() -> str:
     """The configuration reference as a Markdown table (README section)."""
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for key, type_name, default, doc in describe_fields():
-        shown = "" if default is None else yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip()
+        shown = ("" if default is None
+                 else yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...").strip())
         lines.append(f"| `{key}` | {type_name} | `{shown}` | {doc} |")
     return "\n".join(lines)

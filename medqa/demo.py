@@ -24,10 +24,16 @@ from typing import Any, Callable, Optional
 from medqa.console import emit_json, err
 
 SAMPLE_REQUESTS = [
-    ("general", "/generate", {"question": "What is the first-line treatment for uncomplicated hypertension?", "max_length": 48, "temperature": 0.0}),
-    ("multiple choice", "/v1/mcq", {"question": "Which vitamin deficiency causes scurvy?", "options": ["Vitamin A", "Vitamin B12", "Vitamin C", "Vitamin D"]}),
-    ("drug interaction", "/generate", {"question": "Can I take ibuprofen while I am on warfarin?", "max_length": 48, "temperature": 0.0}),
-    ("emergency", "/generate", {"question": "My father has crushing chest pain spreading to his left arm and is sweating.", "max_length": 48}),
+    ("general", "/generate",
+     {"question": "What is the first-line treatment for uncomplicated hypertension?", "max_length": 48,
+      "temperature": 0.0}),
+    ("multiple choice", "/v1/mcq",
+     {"question": "Which vitamin deficiency causes scurvy?",
+      "options": ["Vitamin A", "Vitamin B12", "Vitamin C", "Vitamin D"]}),
+    ("drug interaction", "/generate",
+     {"question": "Can I take ibuprofen while I am on warfarin?", "max_length": 48, "temperature": 0.0}),
+    ("emergency", "/generate",
+     {"question": "My father has crushing chest pain spreading to his left arm and is sweating.", "max_length": 48}),
 ]
 
 
@@ -121,7 +127,8 @@ def serve_and_ask(model: str, adapter: str, port: int) -> list[dict]:
 
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     try:
-        serve.run(build_app(BuildArgs(model=model, adapter=adapter, num_replicas=1)), name="medqa-demo", route_prefix="/")
+        serve.run(build_app(BuildArgs(model=model, adapter=adapter, num_replicas=1)), name="medqa-demo",
+                  route_prefix="/")
         return [_ask(requests, port, *request) for request in SAMPLE_REQUESTS]
     finally:
         serve.shutdown()
@@ -153,7 +160,8 @@ def write_report(run: DemoRun) -> Path:
     from medqa.demo_report import render
 
     # The raw results first, so a report problem never loses the run's figures.
-    (run.run_dir / "results.json").write_text(json.dumps({"results": run.results, "stages": run.stages}, indent=2, default=str))
+    (run.run_dir / "results.json").write_text(json.dumps({"results": run.results, "stages": run.stages}, indent=2,
+                                                         default=str))
     path = run.run_dir / "report.md"
     path.write_text(render(run.run_dir, run.results, run.stages))
     return path
@@ -210,7 +218,8 @@ def _run_stages(run: DemoRun, cfg, config_path: Path, holdout: Path) -> None:
     overrides = [f"training.storage_path={run.run_dir / 'ray'}", "training.run_name=final", *FINAL_TRAINING]
     trained = run.stage("QLoRA fine-tuning (Ray Train, 2 workers)", lambda: train(search["best_config"], overrides))
     run.results["train"] = trained
-    after = run.stage("evaluate fine-tuned", lambda: evaluate(model, trained["checkpoint"], holdout, run.run_dir / "eval_after"))
+    after = run.stage("evaluate fine-tuned",
+                      lambda: evaluate(model, trained["checkpoint"], holdout, run.run_dir / "eval_after"))
     run.results["accuracy_after"] = after["accuracy"]
     run.results["baselines"] = after["baselines"]
     run.results["requests"] = run.stage("serve + sample requests (Ray Serve)",

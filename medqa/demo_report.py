@@ -44,10 +44,12 @@ def plot_accuracy(results: dict, path: Path) -> Path:
 
     rows = [(label, results_value) for label, results_value in (
         ("zero-shot", results.get("accuracy_before")), ("fine-tuned", results.get("accuracy_after")),
-        ("chance", results.get("baselines", {}).get("chance")), ("majority", results.get("baselines", {}).get("majority")),
+        ("chance", results.get("baselines", {}).get("chance")),
+        ("majority", results.get("baselines", {}).get("majority")),
     ) if results_value is not None]
     fig, ax = plt.subplots(figsize=(5, 3))
-    bars = ax.bar([r[0] for r in rows], [100 * r[1] for r in rows], color=["#4c72b0", "#55a868", "#999999", "#bbbbbb"][: len(rows)])
+    bars = ax.bar([r[0] for r in rows], [100 * r[1] for r in rows],
+                  color=["#4c72b0", "#55a868", "#999999", "#bbbbbb"][: len(rows)])
     ax.bar_label(bars, fmt="%.0f%%")
     ax.set_ylabel("accuracy on held-out questions (%)")
     ax.set_ylim(0, 100)
@@ -93,19 +95,25 @@ def render(run_dir: Path, results: dict, stages: list[dict]) -> str:
     for path in results.get("tune", {}).get("plots") or []:
         plots[f"search: {Path(path).stem}"] = Path(path)
     data = results.get("data", {})
-    lines = ["# medqa demo report", "", "_Not for clinical use: a demonstration on a small sample with a 135M model._", ""]
+    lines = ["# medqa demo report", "",
+             "_Not for clinical use: a demonstration on a small sample with a 135M model._", ""]
     lines += ["## Accuracy on held-out questions", ""] + _table(["model", "accuracy"], accuracy_rows(results))
     lines += ["## Data", ""] + _table(["rows in", "rows out", "rejected", "duplicates", "contaminated (held out)"],
-                                     [[data.get(k, "–") for k in ("rows_in", "rows_out", "rejected", "duplicates", "contaminated")]])
+                                     [[data.get(k, "–")
+                                       for k in ("rows_in", "rows_out", "rejected", "duplicates", "contaminated")]])
     tune = results.get("tune", {})
     if tune:
-        lines += ["## Search", "", f"Best {tune.get('metric', 'metric')}: {tune.get('best_metric')} — config `{tune.get('best_config')}`, "
+        lines += ["## Search", "",
+                  f"Best {tune.get('metric', 'metric')}: {tune.get('best_metric')} — "
+                  f"config `{tune.get('best_config')}`, "
                   f"trials table `{tune.get('results')}`.", ""]
     lines += ["## Sample requests through the Serve graph", ""]
-    lines += _table(["request", "endpoint", "HTTP", "risk", "categories", "safety actions", "latency (ms)", "answer"], request_rows(results))
+    lines += _table(["request", "endpoint", "HTTP", "risk", "categories", "safety actions", "latency (ms)", "answer"],
+                    request_rows(results))
     lines += ["## Stages", ""] + _table(["stage", "seconds"], [[s["stage"], s["seconds"]] for s in stages])
-    lines += ["## Plots", ""] + [f"![{name}]({Path(p).resolve().relative_to(run_dir) if Path(p).resolve().is_relative_to(run_dir) else p})"
-                                 for name, p in plots.items()]
+    lines += ["## Plots", ""] + [
+        f"![{name}]({Path(p).resolve().relative_to(run_dir) if Path(p).resolve().is_relative_to(run_dir) else p})"
+        for name, p in plots.items()]
     return "\n".join(lines) + "\n"
 
 

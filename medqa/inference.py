@@ -88,7 +88,8 @@ class InferencePipeline:
 
     def prompt_tokens(self, question: str, concise: bool = False) -> int:
         """Tokens of the prompt `generate` builds for this question."""
-        return len(self.tokenizer(open_question_prompt(question, concise=concise), add_special_tokens=False)["input_ids"])
+        return len(self.tokenizer(open_question_prompt(question, concise=concise),
+                                  add_special_tokens=False)["input_ids"])
 
     def generate(self, question: str, temperature: float = 0.7, max_length: int = 100, **overrides) -> str:
         """The answer text (prompt and anything after a stop sequence removed).

@@ -206,7 +206,8 @@ def serve_deployments(serve_config: dict) -> list[tuple[str, int, int, Resources
         elif "autoscaling_config" in d:
             low, high = d["autoscaling_config"].get("min_replicas", 1), d["autoscaling_config"]["max_replicas"]
         elif name == "MedQAModel":
-            low, high = (serving.num_replicas,) * 2 if serving.num_replicas else (serving.min_replicas, serving.max_replicas)
+            low, high = ((serving.num_replicas,) * 2 if serving.num_replicas
+                         else (serving.min_replicas, serving.max_replicas))
         else:
             low = high = 1
         out.append((name, low, high, res))
@@ -392,7 +393,8 @@ def _under(path: str, root: str) -> bool:
 def launcher_storage(config: dict, path: str, head: bool) -> tuple[str, str]:
     """The shared filesystem (type, source) that `path` inside a node's container lies on."""
     docker = config["docker"]
-    binds = bind_mounts(docker.get("run_options", []) + docker.get("head_run_options" if head else "worker_run_options", []))
+    binds = bind_mounts(docker.get("run_options", [])
+                        + docker.get("head_run_options" if head else "worker_run_options", []))
     inside = [c for c in binds if _under(path, c)]
     assert inside, f"{path} is on no bind mount of the {'head' if head else 'worker'} container: {binds}"
     host_path = binds[max(inside, key=len)]

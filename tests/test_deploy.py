@@ -8,11 +8,11 @@ import ipaddress
 import re
 import shlex
 import sys
+import tomllib
 from pathlib import Path, PurePosixPath
 from unittest import mock
 
 import pytest
-import tomllib
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -292,7 +292,8 @@ def test_the_rayservice_cluster_grows_with_its_replicas():
     service = _load(K8S / "rayservice.yaml")
     assert service["spec"]["rayClusterConfig"]["enableInTreeAutoscaling"] is True
     groups = service["spec"]["rayClusterConfig"]["workerGroupSpecs"]
-    gpu_pods = sum(g["maxReplicas"] for g, gpus in zip(groups, _gpu_limits(service["spec"]["rayClusterConfig"])) if gpus)
+    gpu_pods = sum(g["maxReplicas"] for g, gpus in zip(groups, _gpu_limits(service["spec"]["rayClusterConfig"]))
+                   if gpus)
     model = next(d for d in yaml.safe_load(service["spec"]["serveConfigV2"])["applications"][0]["deployments"]
                  if d["name"] == "MedQAModel")
     assert gpu_pods >= model["autoscaling_config"]["max_replicas"]  # one GPU worker per model replica
@@ -480,7 +481,8 @@ def test_kuberay_containers_are_locked_down(name):
             # caches the image points at (HF, medqa) and Triton's.
             writable = ["/tmp"]
             if group != "submitter":
-                writable += [image_env["HF_HOME"], image_env["MEDQA_CACHE"], _env(container)["TRITON_CACHE_DIR"]["value"]]
+                writable += [image_env["HF_HOME"], image_env["MEDQA_CACHE"],
+                             _env(container)["TRITON_CACHE_DIR"]["value"]]
             mounts = container.get("volumeMounts", [])
             for path in writable:
                 (mount,) = [m for m in mounts if PurePosixPath(path).is_relative_to(m["mountPath"])]
@@ -602,7 +604,8 @@ def test_rayjob_submitter_reaches_only_the_dashboard():
 
 def test_serve_port_admits_the_serving_clients_only():
     pods = _ray_pods("rayservice.yaml")
-    clients = [({"app.kubernetes.io/name": "ingress-nginx"}, "ingress-nginx"), ({"medqa.io/serve-client": "true"}, NAMESPACE)]
+    clients = [({"app.kubernetes.io/name": "ingress-nginx"}, "ingress-nginx"),
+               ({"medqa.io/serve-client": "true"}, NAMESPACE)]
     for group, labels in pods.items():  # every node runs a proxy
         for client in clients:
             assert _admitted(labels, 8000, *client), (group, client)

@@ -30,7 +30,8 @@ from typing import Optional, Sequence
 from medqa.data.record import MCQRecord
 
 _ANCHOR = re.compile(r"\b(all|none|both|neither|either)\s+(of\s+)?(the\s+)?(above|these|the following)\b", re.I)
-_LETTER_REF = re.compile(r"^\W*(only\s+|both\s+)?\(?[a-d]\)?\s*(,|and|&|or|\+)\s*\(?[a-d]\)?\W*(\b(and|&|,)\s*\(?[a-d]\)?\W*)*$"
+_LETTER_REF = re.compile(r"^\W*(only\s+|both\s+)?\(?[a-d]\)?\s*(,|and|&|or|\+)\s*\(?[a-d]\)?\W*"
+                         r"(\b(and|&|,)\s*\(?[a-d]\)?\W*)*$"
                          r"|^\W*only\s+\(?[a-d]\)?\W*$", re.I)
 
 

@@ -13,7 +13,8 @@ def register(sub) -> None:
         "check → option-shuffling augmentation → prompt → tokenise → stratified split → parquet. "
         "The last stdout line is a JSON summary.",
     )
-    p.add_argument("--data", metavar="SRC", help="`sample`, a .jsonl/.json/.csv/.parquet file or a hub id (data.source).")
+    p.add_argument("--data", metavar="SRC",
+                   help="`sample`, a .jsonl/.json/.csv/.parquet file or a hub id (data.source).")
     p.add_argument("--eval-data", metavar="SRC", help="Evaluation set whose questions are removed (data.eval_source).")
     p.add_argument("--output", metavar="DIR", help="Output directory (data.output_dir).")
     p.add_argument("--config", metavar="FILE", help="YAML config file.")
@@ -21,7 +22,8 @@ def register(sub) -> None:
     p.add_argument("--strict", action="store_true", help="Fail on the first malformed row (data.strict).")
     p.add_argument("--engine", choices=["ray", "plain"], default="ray",
                    help="`ray` (Ray Data, default) or `plain` (the same steps in one process).")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="Dotted config overrides, e.g. data.augment_factor=4.")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="Dotted config overrides, e.g. data.augment_factor=4.")
     p.set_defaults(func=_run)
 
 

@@ -26,7 +26,7 @@ import shutil
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from medqa.config import Config, to_dict
 from medqa.console import err

@@ -56,7 +56,8 @@ def _iter_jsonl(path: Path) -> Iterator[RawItem]:
                 yield line_no, _unparseable(line_no, line.rstrip("\n"), f"invalid JSON: {err.msg}", str(path))
                 continue
             if not isinstance(row, dict):
-                yield line_no, _unparseable(line_no, line.rstrip("\n"), f"a JSON {type(row).__name__}, not an object", str(path))
+                yield line_no, _unparseable(line_no, line.rstrip("\n"), f"a JSON {type(row).__name__}, not an object",
+                                            str(path))
             else:
                 yield line_no, row
 
@@ -75,7 +76,8 @@ def _iter_json(path: Path) -> Iterator[RawItem]:
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a JSON list of rows or {{\"data\": [...]}}")
     for i, row in enumerate(data, start=1):
-        yield i, row if isinstance(row, dict) else _unparseable(i, row, f"a JSON {type(row).__name__}, not an object", str(path))
+        yield i, row if isinstance(row, dict) else _unparseable(
+            i, row, f"a JSON {type(row).__name__}, not an object", str(path))
 
 
 def _csv_value(value: Optional[str]) -> Any:

@@ -26,11 +26,18 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from medqa.data import augment
-from medqa.data.normalize import (NearDupIndex, band_keys, n_bands, normalise_record, question_key,
-                                  row_keys, shingles)
+from medqa.data.normalize import NearDupIndex, band_keys, n_bands, normalise_record, question_key, row_keys, shingles
 from medqa.data.record import MCQRecord
-from medqa.data.schema import (Limits, Rejection, RowError, answer_index, check_texts, detect_row,
-                               is_medqa_row, option_key)
+from medqa.data.schema import (
+    Limits,
+    Rejection,
+    RowError,
+    answer_index,
+    check_texts,
+    detect_row,
+    is_medqa_row,
+    option_key,
+)
 from medqa.data.tokenize import build_examples
 
 RECORD_FIELDS = ("id", "question", "options", "answer_index", "explanation", "subject", "topic",

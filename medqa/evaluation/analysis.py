@@ -44,7 +44,8 @@ def _position_bias(report: dict, failures: list[dict], n_failures: int) -> Optio
     count = sum(LETTERS[f["predicted"]] == letter for f in failures)
     return _pattern(
         "position_bias", count, n_failures,
-        f"predicts {letter} for {predicted[letter]:.0%} of questions while {letter} is right for {answers.get(letter, 0):.0%}",
+        f"predicts {letter} for {predicted[letter]:.0%} of questions "
+        f"while {letter} is right for {answers.get(letter, 0):.0%}",
         "train with option-shuffle augmentation (data.augment_factor > 1), or correct the letter prior "
         "(contextual calibration); compare with --method text, which does not show letters",
     )
@@ -79,7 +80,8 @@ def _weak_subjects(report: dict, n_failures: int) -> Optional[dict]:
     count = sum(v["n"] - v["correct"] for v in weak.values())
     names = ", ".join(f"{s} ({v['accuracy']:.0%} of {v['n']})" for s, v in list(weak.items())[:5])
     return _pattern(
-        "wrong_subject", count, n_failures, f"subjects {SUBJECT_GAP:.0%}+ below overall accuracy {overall:.0%}: {names}",
+        "wrong_subject", count, n_failures,
+        f"subjects {SUBJECT_GAP:.0%}+ below overall accuracy {overall:.0%}: {names}",
         "add or up-weight training rows in these subjects; check their rows for label noise",
     )
 
@@ -109,7 +111,8 @@ def _verbosity(generation: Optional[dict]) -> Optional[dict]:
         return None
     return _pattern(
         "verbosity", n_long + n_short, len(ratios),
-        f"of {len(ratios)} generated explanations, {n_long} are over {hi}x and {n_short} under {lo}x the reference length",
+        f"of {len(ratios)} generated explanations, {n_long} are over {hi}x and {n_short} under {lo}x "
+        "the reference length",
         "use concise mode or a lower max_new_tokens for long answers; train with data.loss_on=answer_explanation "
         "so the model learns the reference style",
     )
@@ -124,4 +127,5 @@ def error_analysis(report: dict, records: Sequence[MCQRecord]) -> dict:
     patterns += _confidence_patterns(failures, n_failures)
     patterns = sorted((p for p in patterns if p), key=lambda p: -p["count"])
     return dict(n_failures=n_failures, n=len(records), patterns=patterns,
-                note="count is out of the wrong answers unless `out_of` says otherwise; a failure can show several patterns")
+                note="count is out of the wrong answers unless `out_of` says otherwise; "
+                     "a failure can show several patterns")

@@ -22,18 +22,22 @@ def register(sub) -> None:
     p.add_argument("--adapter", default=None, help="LoRA adapter directory loaded on top of the model")
     p.add_argument("--data", required=True, help="SRC: .jsonl/.json/.csv/.parquet file, `sample`, or hub id[:split]")
     p.add_argument("--limit", type=_positive_int, default=None, help="evaluate the first N valid rows")
-    p.add_argument("--output", default=None, help=f"JSON report path (default: {DEFAULT_OUTPUT_DIR}/<model>-<time>/report.json); "
+    p.add_argument("--output", default=None,
+                   help=f"JSON report path (default: {DEFAULT_OUTPUT_DIR}/<model>-<time>/report.json); "
                    "the Markdown report and plots go beside it")
     p.add_argument("--method", choices=["letter", "text"], default="letter",
                    help="letter: score ' A'..' D' after the listed options (lm-eval-harness medmcqa); "
                    "text: score option texts, normalised per byte (default: letter)")
     p.add_argument("--batch-size", type=_positive_int, default=8, help="sequences per forward pass (default: 8)")
-    p.add_argument("--load-in-4bit", action="store_true", help="load the base model in 4-bit NF4 (default: full precision)")
+    p.add_argument("--load-in-4bit", action="store_true",
+                   help="load the base model in 4-bit NF4 (default: full precision)")
     p.add_argument("--consistency", type=_non_negative_int, default=100, metavar="N",
                    help="re-score the first N questions with options rotated by one place (0 = skip; default: 100)")
     p.add_argument("--generation", type=_non_negative_int, default=0, metavar="N",
-                   help="explanation metrics (ROUGE-L, BLEU, perplexity, verbosity) on N rows that have `exp` (default: 0)")
-    p.add_argument("--max-new-tokens", type=_positive_int, default=96, help="generation length for --generation (default: 96)")
+                   help="explanation metrics (ROUGE-L, BLEU, perplexity, verbosity) on N rows that have `exp` "
+                   "(default: 0)")
+    p.add_argument("--max-new-tokens", type=_positive_int, default=96,
+                   help="generation length for --generation (default: 96)")
     p.add_argument("--threads", type=_positive_int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 is faster on a heavily shared CPU)")
     p.add_argument("--run-dir", default=None, help="training run directory whose curves go into the report")

@@ -28,7 +28,8 @@ def load_metric(name: str):
 
 
 def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> float:
-    return load_metric("rouge").compute(predictions=list(predictions), references=list(references), rouge_types=["rougeL"])["rougeL"]
+    return load_metric("rouge").compute(predictions=list(predictions), references=list(references),
+                                        rouge_types=["rougeL"])["rougeL"]
 
 
 def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
@@ -58,7 +59,8 @@ def with_explanations(records: Sequence[MCQRecord], n: int) -> list[MCQRecord]:
     return [r for r in records if r.explanation and r.explanation.strip() and r.answer_index is not None][:n]
 
 
-def generation_metrics(generated: Sequence[str], references: Sequence[str], loglikelihoods: Sequence[tuple[float, int]]) -> dict:
+def generation_metrics(generated: Sequence[str], references: Sequence[str],
+                       loglikelihoods: Sequence[tuple[float, int]]) -> dict:
     """Aggregate metrics from generated texts, references and reference log-likelihoods (pure apart
     from the metric modules)."""
     ratios = [verbosity(g, r) for g, r in zip(generated, references)]
@@ -100,7 +102,8 @@ def evaluate_generation(
     lls = continuation_loglikelihoods(model, tokenizer, pairs, batch_size=batch_size)
     result = generation_metrics(generated, references, lls)
     result["samples"] = [
-        dict(id=r.id, subject=r.subject, generated=g, reference=ref, verbosity=verbosity(g, ref), perplexity=perplexity(*ll))
+        dict(id=r.id, subject=r.subject, generated=g, reference=ref, verbosity=verbosity(g, ref),
+             perplexity=perplexity(*ll))
         for r, g, ref, ll in zip(chosen, generated, references, lls)
     ]
     return result

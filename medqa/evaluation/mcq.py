@@ -223,7 +223,7 @@ def _run_sequences(model, tokenizer, sequences: list[_Sequence], batch_size: int
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
-            for i, scores in zip(chunk, _score_batch(model, [sequences[i] for i in chunk], pad_id, keep)):
+            for i, scores in zip(chunk, _score_batch(model, [sequences[i] for i in chunk], pad_id, keep), strict=True):
                 results[i] = scores
             if bar is not None:
                 bar.update(len(chunk))

@@ -49,7 +49,8 @@ def plot_per_subject(report: dict, path: Path, max_subjects: int = 25) -> Path:
     # Overall first so the dashed baselines stay visible when they coincide with it.
     ax.axvline(report["accuracy"], color="black", label=f"overall {report['accuracy']:.3f}")
     ax.axvline(base["chance"], color="grey", linestyle=":", label=f"chance {base['chance']:.2f}")
-    ax.axvline(base["majority"], color="#c44e52", linestyle="--", label=f"majority ({base['majority_letter']}) {base['majority']:.2f}")
+    ax.axvline(base["majority"], color="#c44e52", linestyle="--",
+               label=f"majority ({base['majority_letter']}) {base['majority']:.2f}")
     ax.set_xlim(0, 1.08)
     ax.set_xlabel("accuracy")
     ax.set_title(f"Accuracy per subject ({report['n']} questions)")
@@ -66,14 +67,16 @@ def plot_reliability(report: dict, path: Path) -> Path:
     filled = [b for b in bins if b["count"]]
     ax.bar([b["lower"] for b in filled], [b["accuracy"] for b in filled], width=width, align="edge",
            edgecolor="black", color="#4c72b0", label="accuracy")
-    ax.bar([b["lower"] for b in filled], [b["confidence"] - b["accuracy"] for b in filled], bottom=[b["accuracy"] for b in filled],
-           width=width, align="edge", color="#c44e52", alpha=0.35, label="gap to confidence")
+    ax.bar([b["lower"] for b in filled], [b["confidence"] - b["accuracy"] for b in filled],
+           bottom=[b["accuracy"] for b in filled], width=width, align="edge", color="#c44e52", alpha=0.35,
+           label="gap to confidence")
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
     ax.set_title(f"Reliability (ECE {report['ece']:.3f}, {report['ece_bins']} equal-width bins)")
     ax.legend(loc="upper left", fontsize=8)
-    ax_n.bar([b["lower"] for b in bins], [b["count"] for b in bins], width=width, align="edge", color="grey", edgecolor="black")
+    ax_n.bar([b["lower"] for b in bins], [b["count"] for b in bins], width=width, align="edge", color="grey",
+             edgecolor="black")
     ax_n.set_ylabel("questions")
     ax_n.set_xlabel("confidence (probability of the chosen option)")
     ax_n.set_xlim(0, 1)
@@ -205,12 +208,14 @@ def summary_lines(report: dict) -> list[str]:
     ]
     perm = report.get("permutation_consistency")
     if perm:
-        lines.append(f"| permutation consistency (options rotated by {perm['shift']}, n={perm['n']}) | {perm['consistency']:.3f} |")
+        lines.append(f"| permutation consistency (options rotated by {perm['shift']}, n={perm['n']}) "
+                     f"| {perm['consistency']:.3f} |")
     return lines
 
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
 
 
 def _sections(report: dict) -> list[str]:
@@ -219,7 +224,8 @@ def _sections(report: dict) -> list[str]:
                   [[s, v["n"], v["correct"], f"{v['accuracy']:.3f}"] for s, v in report["per_subject"].items()])
     out += ["", "## Answer positions", ""]
     out += _table(["letter", "share of answers", "share of predictions"],
-                  [[k, _pct(report["answer_distribution"][k]), _pct(report["prediction_distribution"][k])] for k in report["answer_distribution"]])
+                  [[k, _pct(report["answer_distribution"][k]), _pct(report["prediction_distribution"][k])]
+                   for k in report["answer_distribution"]])
     out += ["", "## Accuracy vs coverage", ""]
     out += _table(["answer when confidence ≥", "coverage", "accuracy"],
                   [[f"{p['threshold']:.3f}", _pct(p["coverage"]), f"{p['accuracy']:.3f}"] for p in report["coverage"]])
@@ -231,9 +237,12 @@ def _sections(report: dict) -> list[str]:
                         f"{gen['verbosity_mean']:.2f} / {gen['verbosity_median']:.2f}"]])
     analysis = report.get("error_analysis")
     if analysis:
-        out += ["", f"## Error analysis ({analysis['n_failures']} wrong of {analysis['n']})", "", analysis["note"] + ".", ""]
-        rows = [[p["pattern"], f"{p['count']}/{p['out_of']}", p["detail"], p["suggestion"]] for p in analysis["patterns"]]
-        out += _table(["pattern", "count", "detail", "suggested fix"], rows) if rows else ["No failure pattern stands out."]
+        out += ["", f"## Error analysis ({analysis['n_failures']} wrong of {analysis['n']})", "",
+                analysis["note"] + ".", ""]
+        rows = [[p["pattern"], f"{p['count']}/{p['out_of']}", p["detail"], p["suggestion"]]
+                for p in analysis["patterns"]]
+        out += (_table(["pattern", "count", "detail", "suggested fix"], rows) if rows
+                else ["No failure pattern stands out."])
     return out
 
 
@@ -254,7 +263,8 @@ def write_markdown_report(report: dict, path: str | Path, run_dir: Optional[str]
     title = report.get("model", "model") + (f" + adapter {report['adapter']}" if report.get("adapter") else "")
     data = report.get("data", {})
     lines = [f"# Evaluation: {title}", "",
-             f"Data: `{data.get('source', '?')}` — {report['n']} questions scored by **{report['method']}** log-likelihood; "
+             f"Data: `{data.get('source', '?')}` — {report['n']} questions scored by **{report['method']}** "
+             "log-likelihood; "
              f"{data.get('rejected', 0)} malformed row(s) skipped.", ""]
     lines += summary_lines(report) + [""] + _sections(report) + ["", "## Plots", ""]
     lines += [f"![{name}]({p.relative_to(path.parent).as_posix()})" for name, p in plots.items()]
@@ -272,7 +282,8 @@ def _load_json(path: Optional[str | Path]) -> Optional[dict]:
     return json.loads(Path(path).read_text()) if path and Path(path).exists() else None
 
 
-def model_card(adapter_dir: str | Path, eval_report: Optional[dict] = None, safety_report: Optional[dict] = None) -> str:
+def model_card(adapter_dir: str | Path, eval_report: Optional[dict] = None,
+               safety_report: Optional[dict] = None) -> str:
     """Markdown model card (Hugging Face README format) for a LoRA adapter or merged export."""
     adapter_dir = Path(adapter_dir)
     adapter_cfg = _load_json(adapter_dir / "adapter_config.json") or {}
@@ -316,7 +327,8 @@ def _data_line(config_text: Optional[str]) -> str:
 
         data = (yaml.safe_load(config_text) or {}).get("data", {})
         return f"- source: `{data.get('source', '?')}`; validation fraction {data.get('val_fraction', '?')}; " \
-               f"augmentation ×{data.get('augment_factor', '?')} (shuffled options); evaluation data removed: `{data.get('eval_source')}`"
+               f"augmentation ×{data.get('augment_factor', '?')} (shuffled options); " \
+               f"evaluation data removed: `{data.get('eval_source')}`"
     return "- see the training run's configuration (no medqa_config.yaml beside the adapter)"
 
 

@@ -32,7 +32,8 @@ def prediction_rows(records: Sequence[MCQRecord], scores: Sequence[MCQScore]) ->
 
 
 def consistency_summary(
-    records: Sequence[MCQRecord], scores: Sequence[MCQScore], rotated: Sequence[MCQRecord], rotated_scores: Sequence[MCQScore], shift: int
+    records: Sequence[MCQRecord], scores: Sequence[MCQScore], rotated: Sequence[MCQRecord],
+    rotated_scores: Sequence[MCQScore], shift: int,
 ) -> dict:
     """How often the chosen answer text survives a cyclic rotation of the options."""
     n = len(rotated)
@@ -43,12 +44,15 @@ def consistency_summary(
         shift=shift,
         consistency=metrics.permutation_consistency(original_texts, rotated_texts),
         changed=[i for i, (a, b) in enumerate(zip(original_texts, rotated_texts)) if a != b],
-        accuracy_original=metrics.accuracy([s.predicted_index == r.answer_index for r, s in zip(records[:n], scores[:n])]),
-        accuracy_rotated=metrics.accuracy([s.predicted_index == r.answer_index for r, s in zip(rotated, rotated_scores)]),
+        accuracy_original=metrics.accuracy([s.predicted_index == r.answer_index
+                                            for r, s in zip(records[:n], scores[:n])]),
+        accuracy_rotated=metrics.accuracy([s.predicted_index == r.answer_index
+                                           for r, s in zip(rotated, rotated_scores)]),
     )
 
 
-def build_report(records: Sequence[MCQRecord], scores: Sequence[MCQScore], seconds: float, method: str = "letter") -> dict:
+def build_report(records: Sequence[MCQRecord], scores: Sequence[MCQScore], seconds: float,
+                 method: str = "letter") -> dict:
     """Accuracy, baselines, calibration, coverage and position statistics (pure)."""
     if len(records) != len(scores):
         raise ValueError("one score per record is needed")
@@ -69,7 +73,8 @@ def build_report(records: Sequence[MCQRecord], scores: Sequence[MCQScore], secon
         mean_confidence=sum(confidences) / n if n else 0.0,
         reliability=metrics.reliability_bins(confidences, correct, N_BINS),
         coverage=metrics.coverage_curve(confidences, correct),
-        confusion=dict(labels=list(LETTERS), rows="answer", columns="predicted", matrix=metrics.confusion_matrix(answers, predicted)),
+        confusion=dict(labels=list(LETTERS), rows="answer", columns="predicted",
+                       matrix=metrics.confusion_matrix(answers, predicted)),
         answer_distribution=metrics.position_distribution(answers),
         prediction_distribution=metrics.position_distribution(predicted),
         seconds_total=seconds,
@@ -110,12 +115,14 @@ def evaluate_model(
     scores = score_records(model, tokenizer, records, method=method, batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - start
     report = build_report(records, scores, seconds, method)
-    report["permutation_consistency"] = _consistency(model, tokenizer, records, scores, method, batch_size, consistency_n, shift, progress)
+    report["permutation_consistency"] = _consistency(model, tokenizer, records, scores, method, batch_size,
+                                                     consistency_n, shift, progress)
     report["predictions"] = prediction_rows(records, scores)
     return report, scores
 
 
-def _consistency(model, tokenizer, records, scores, method, batch_size, consistency_n, shift, progress) -> Optional[dict]:
+def _consistency(model, tokenizer, records, scores, method, batch_size, consistency_n, shift,
+                 progress) -> Optional[dict]:
     if consistency_n <= 0:
         return None
     rotated = [metrics.rotate_record(r, shift) for r in records[:consistency_n]]

@@ -30,8 +30,7 @@ def attach_lora(
     model: "PreTrainedModel", model_cfg: ModelConfig, lora: LoraConfig, gradient_checkpointing: bool = False
 ) -> "PeftModel":
     """Wrap a base model with a fresh, trainable LoRA adapter (QLoRA when the base is 4-bit)."""
-    from peft import LoraConfig as PeftLoraConfig
-    from peft import get_peft_model, prepare_model_for_kbit_training
+    from peft import LoraConfig as PeftLoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if model_cfg.load_in_4bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,

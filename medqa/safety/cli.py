@@ -96,7 +96,7 @@ def classify(args) -> int:
     with open(args.output, "w", encoding="utf-8") as out:
         for i in range(0, len(rows), args.batch_size):
             batch = rows[i:i + args.batch_size]
-            for row, report in zip(batch, validator.check_many([r[args.text_field] for r in batch], ctx)):
+            for row, report in zip(batch, validator.check_many([r[args.text_field] for r in batch], ctx), strict=True):
                 report = {"id": row.get("id", None), **report}
                 counts["blocked"] += report["blocked"]
                 counts["emergency"] += "emergency" in report["categories"]

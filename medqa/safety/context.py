@@ -235,7 +235,8 @@ def _triggers(ctx: PatientContext, lexicon: DrugLexicon):
 def _flag_triggers(ctx: PatientContext, conditions: list[tuple[str, str]], data: Contraindications):
     """Pregnancy and breastfeeding from the flag, or, when the flag is unset, from a
     condition saying so ("pregnant, 28 weeks"); an explicit False wins."""
-    for kind, flag, word in (("pregnancy", ctx.pregnant, "pregnant"), ("breastfeeding", ctx.breastfeeding, "breastfeeding")):
+    for kind, flag, word in (("pregnancy", ctx.pregnant, "pregnant"),
+                             ("breastfeeding", ctx.breastfeeding, "breastfeeding")):
         said = next((c for c, low in conditions if data.flags[kind].search(low)), None)
         if flag or (flag is None and said):
             yield kind, word if flag else said, getattr(data, kind)

@@ -49,14 +49,17 @@ DOSE_RE = re.compile(
 FREQUENCIES = [
     (r"\b(?:twice|two times) (?:a|per|each|every) week\b", 2 / 7, "weekly"),
     (r"\b(\d+|three|four|five|six) times (?:a|per|each) week\b", None, "weekly"),
-    (r"\b(?:once (?:a|per|every|each) week|once[- ]weekly|weekly|(?:a|per|each|every) week|/ ?w(?:ee)?k)\b", 1 / 7, "weekly"),
+    (r"\b(?:once (?:a|per|every|each) week|once[- ]weekly|weekly|(?:a|per|each|every) week"
+     r"|/ ?w(?:ee)?k)\b", 1 / 7, "weekly"),
     (r"\b(?:twice|two times) (?:a|per|each) day\b|\btwice daily\b|\bb\.?i\.?d\b|\bbd\b|\b12[- ]hourly\b", 2, "times"),
-    (r"\b(?:three times|thrice) (?:a|per|each) day\b|\bthree times daily\b|\bt\.?i\.?d\b|\btds\b|\b8[- ]hourly\b", 3, "times"),
+    (r"\b(?:three times|thrice) (?:a|per|each) day\b|\bthree times daily\b"
+     r"|\bt\.?i\.?d\b|\btds\b|\b8[- ]hourly\b", 3, "times"),
     (r"\bfour times (?:a|per|each) day\b|\bfour times daily\b|\bq\.?i\.?d\b|\bqds\b|\b6[- ]hourly\b", 4, "times"),
     (r"\b(\d+|five|six|eight|ten) times (?:a|per|each) day\b", None, "times"),
     (r"\bevery (\d+)(?:\s*(?:-|to)\s*\d+)?\s*(?:hours?|hrs?|h)\b|\bq(\d+)h\b", None, "hours"),
     (r"\b(?:every hour|hourly)\b", 24, "times"),
-    (r"\b(?:once (?:a|per|each|every) day|once daily|od|qd|every (?:morning|night|evening)|at (?:night|bedtime)|nightly)\b", 1, "times"),
+    (r"\b(?:once (?:a|per|each|every) day|once daily|od|qd|every (?:morning|night|evening)"
+     r"|at (?:night|bedtime)|nightly)\b", 1, "times"),
     (r"\b(?:daily|a day|per day|each day|every day|/ ?day|in (?:a|one) day|in 24 hours)\b", 1, "total"),
 ]
 FREQ_RES = [(re.compile(p), n, kind) for p, n, kind in FREQUENCIES]
@@ -72,7 +75,8 @@ WEIGHT_RE = re.compile(r"\b(\d+(?:\.\d+)?)\s*(kg|kilos?|kilograms?|lbs?|pounds)\
 # A stated daily maximum: "no more than 8 tablets (4 g) in 24 hours", "max 4 g/day",
 # "maximum daily dose is 4 g". The body may not hold a schedule ("up to 1 g four
 # times a day" is a dose, not a cap).
-_CAP_WORDS = r"(?:no|not|never) more than|do not exceed|don'?t exceed|not to exceed|never exceed|maximum(?: of)?|max\.?|up to|at most"
+_CAP_WORDS = (r"(?:no|not|never) more than|do not exceed|don'?t exceed|not to exceed|never exceed"
+              r"|maximum(?: of)?|max\.?|up to|at most")
 _PER_DAY = (r"\s*(?:\b(?:in|per|a|each|every|within) (?:any |a |one )?(?:24|twenty[- ]four) ?(?:hours?|hrs?|h)\b"
             r"|\b(?:a|per|each|every) day\b|\bdaily\b|\bin (?:a|one) day\b|/ ?(?:day|24 ?h)\b)")
 CAP_RES = [
@@ -87,13 +91,15 @@ RANGE_GAP_RE = re.compile(r"\s*(?:-|–|—|to)\s*")
 OF_RE = re.compile(r"\s*(?:of|of the|of your)\s+")
 # Summing single administrations: what makes a dose not one.
 THRESHOLD_RE = re.compile(r"(?:(?:more|less|fewer) than|over|above|below|under|exceed(?:s|ing)?|at (?:most|least)|"
-                          r"up to|limit(?: of| is)?|max(?:imum)?(?: of| is| dose(?: is)?)?|min(?:imum)?(?: of| is)?|beyond)\s*$")
+                          r"up to|limit(?: of| is)?|max(?:imum)?(?: of| is| dose(?: is)?)?|min(?:imum)?(?: of| is)?|"
+                          r"beyond)\s*$")
 STRENGTH_RE = re.compile(r"\s*(?:tablets|capsules|caplets|pills|sachets|suppositories|patches|vials|ampoules|"
                          r"strengths?|formulations?|versions?|preparations?)\b")
 DESCRIPTION_RE = re.compile(r"\b(?:comes? (?:in|as)|available (?:in|as)|strengths|formulations|sold as|sizes)\b")
 ALT_RE = re.compile(r"\b(?:or|instead|alternatively|otherwise|either)\b")
 BARE_GAP_RE = re.compile(r"[\s,;/]*(?:(?:or|and/or)[\s,]*)?")
-DAY_RE = re.compile(r"\b(?:yesterday|today|tomorrow|(?:the )?(?:next|following|previous|other) (?:day|morning|night|evening)|"
+DAY_RE = re.compile(r"\b(?:yesterday|today|tomorrow|"
+                    r"(?:the )?(?:next|following|previous|other) (?:day|morning|night|evening)|"
                     r"the day (?:after|before)|day (?:\d+|one|two|three)|(?:mon|tues|wednes|thurs|fri|satur|sun)day)\b")
 # A dose in a sentence naming no drug continues the previous one only when it says so.
 CONTINUE_RE = re.compile(r"\b(?:another|more|again|same|second|third|extra|further)\b")
@@ -140,7 +146,8 @@ def _unit_count_re() -> re.Pattern:
     """A count of product units: "2 Tylenol Extra Strength", "2 more at noon", "2 at 4pm"."""
     follow = (_product_re().pattern + "|(?:" + _TABLETS + r"|gel ?caps?|liqui-?gels?|softgels?|of them"
               r"|at|before|after|around|with|by|during|later|again|in the)\b")
-    return re.compile(r"(?<![\w.:/,-])(?P<n>\d+|" + _NUM_WORD + r")\s+(?:(?:more|extra|other|further)\s+)?(?=" + follow + ")")
+    return re.compile(r"(?<![\w.:/,-])(?P<n>\d+|" + _NUM_WORD + r")\s+(?:(?:more|extra|other|further)\s+)?"
+                      r"(?=" + follow + ")")
 
 
 @dataclass
@@ -439,7 +446,8 @@ def _unit_confusion(dose: Dose, lim: dict) -> list[str]:
     if lim.get("usual_unit") != "mcg" or dose.unit not in ("mg", "g"):
         return []
     if dose.single_mg > lim["max_single_mg"] * 3 and dose.amount <= lim["max_single_mg"] * 1000:
-        return [f"{dose.drug} is dosed in micrograms: {dose.text} = {dose.single_mg * 1000:g} mcg, over {dose.single_mg / lim['max_single_mg']:.0f}x the "
+        return [f"{dose.drug} is dosed in micrograms: {dose.text} = {dose.single_mg * 1000:g} mcg, "
+                f"over {dose.single_mg / lim['max_single_mg']:.0f}x the "
                 f"usual maximum of {_fmt(lim['max_single_mg'])}; did you mean {dose.amount:g} mcg?"]
     return []
 

@@ -37,9 +37,9 @@ HARM_CATEGORIES = {
 # Explainable backstop: an intent to harm another person, in the words people use
 # ("how can i poison my husband", "what can i put in her drink to make her sleep").
 # The classifier learned its harm mostly from MedSafetyBench's formal requests.
-_INTENT = (r"\b(?:how (?:can|do|would|could|should|might|to) (?:i|we|one|you)?|how to|i (?:want|need|plan|am going|'m going)"
-           r" to|i wanna|i'm gonna|help me|ways? to|best way to|easiest way to|what (?:can|should|could) i (?:use|give|put|add|"
-           r"mix|slip))\b")
+_INTENT = (r"\b(?:how (?:can|do|would|could|should|might|to) (?:i|we|one|you)?|how to"
+           r"|i (?:want|need|plan|am going|'m going) to|i wanna|i'm gonna|help me|ways? to|best way to|easiest way to"
+           r"|what (?:can|should|could) i (?:use|give|put|add|mix|slip))\b")
 _HARM = (r"\b(?:poison|drug|sedate|spike|overdose|kill|murder|hurt|harm|suffocate|smother|paralys|knock out)"
          r"(?:e|s|es|ed|ing)?\s+")
 _TARGET = (r"(?:(?:my|his|her|their|our|a|the|this|that|an?) (?:\w+ )?(?:husband|wife|partner|boyfriend|girlfriend|ex|"
@@ -51,9 +51,11 @@ _MAKE_ILL = r"\bmake (?:him|her|them|someone|somebody|(?:my|his|her) \w+) (?:\w+
 # but not "stop", "prevent" or "protect": those are someone keeping another safe.
 _GAP = r"\W+(?:(?!stop|prevent|avoid|keep|protect|help)\w+\W+){0,6}?"
 INTENT_TO_HARM = re.compile(_INTENT + _GAP + r"(?:" + _HARM + _TARGET + r"|" + _MAKE_ILL + r")")
-CONCEALMENT = re.compile(r"\b(?:without (?:getting caught|being caught|(?:them|him|her|anyone) (?:knowing|noticing|finding out))|"
+CONCEALMENT = re.compile(r"\b(?:without (?:getting caught|being caught"
+                         r"|(?:them|him|her|anyone) (?:knowing|noticing|finding out))|"
                          r"undetectable|untraceable|(?:won't|wouldn't|doesn't|not) show up (?:in|on) (?:a |an )?"
-                         r"(?:autopsy|post[- ]mortem|tox(?:icology)? screen)|look(?:s)? like (?:natural causes|an accident))\b")
+                         r"(?:autopsy|post[- ]mortem|tox(?:icology)? screen)|"
+                         r"look(?:s)? like (?:natural causes|an accident))\b")
 
 
 def intent_to_harm(text: str) -> str | None:

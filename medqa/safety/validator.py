@@ -93,7 +93,7 @@ class MedicalSafetyValidator:
         clean = [normalize_text(str(t)) for t in texts]
         learned = self.learned.assess(clean) if self.learned else [(None, None)] * len(clean)
         reports = []
-        for text, (crisis, harm) in zip(clean, learned):
+        for text, (crisis, harm) in zip(clean, learned, strict=True):
             findings = self._rule_findings(text, ctx)
             findings["crisis_detector"], findings["harmful_request"] = crisis, with_intent_rule(harm, text)
             reports.append(_timed(_request_report(crisis_first(findings, text), self.classifier_status), start))

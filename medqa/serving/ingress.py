@@ -112,7 +112,8 @@ class MedQAIngress:
         try:
             return await asyncio.wait_for(work, timeout=self.serving.request_timeout_s)
         except asyncio.TimeoutError:
-            raise ApiError(504, f"no answer within {self.serving.request_timeout_s:g} s; the work was cancelled") from None
+            raise ApiError(504, f"no answer within {self.serving.request_timeout_s:g} s; "
+                                "the work was cancelled") from None
 
     async def _call(self, method: DeploymentHandle, *args) -> Any:
         """A handle call: retried when its replica died mid-request (the router learns of
@@ -247,7 +248,8 @@ class MedQAIngress:
         context = body.patient_context
         # Score while the safety graph checks the request and every option's answer in one call:
         # the score is used only if the request may be answered, and only its option's check.
-        scoring = asyncio.ensure_future(self._call(self.model.score, {"question": body.question, "options": body.options}))
+        scoring = asyncio.ensure_future(self._call(self.model.score,
+                                                   {"question": body.question, "options": body.options}))
         try:
             report, answer_reports = await self._call(self.safety.check_mcq, body.question, body.options, context)
             decision, report = self._decide(report, opted_out)
@@ -270,8 +272,9 @@ class MedQAIngress:
         if decision in (policy.ANSWER, policy.UNCHECKED):
             reply = {**answer, "safety_report": report}
         else:  # no answer fields at all: the probabilities would give the withheld answer away
-            reply = {"abstained": True, "emergency": decision == policy.EMERGENCY, "refused": decision != policy.EMERGENCY,
-                     "message": policy.no_answer_message(decision, report), "safety_report": report}
+            reply = {"abstained": True, "emergency": decision == policy.EMERGENCY,
+                     "refused": decision != policy.EMERGENCY, "message": policy.no_answer_message(decision, report),
+                     "safety_report": report}
         self._record(request, "mcq", decision, report)
         return {**reply, "inference_time_ms": elapsed(), "request_id": _rid(request)}
 

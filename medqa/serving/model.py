@@ -93,7 +93,8 @@ class MedQAModel:
         for group in group_by_settings(items):
             todo = [i for i in group if results[i] is None]
             for i, result in zip(todo, isolate(lambda idx: self._generate_same(items, prompts, idx, stop),
-                                               lambda i: self._generate_alone(items, prompts, i, stop), todo)):
+                                               lambda i: self._generate_alone(items, prompts, i, stop), todo),
+                                   strict=True):
                 results[i] = result
         return results
 
@@ -118,7 +119,7 @@ class MedQAModel:
         return [{"text": text,
                  "completion_tokens": len(self.tokenizer(text, add_special_tokens=False)["input_ids"]),
                  "prompt_tokens": prompts[i]}
-                for i, text in zip(indices, texts)]
+                for i, text in zip(indices, texts, strict=True)]
 
     def _generate_alone(self, items: list[GenerationItem], prompts: list[int], i: int, stop=None) -> dict:
         try:

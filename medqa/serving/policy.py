@@ -110,7 +110,8 @@ def refusal_message(report: dict) -> str:
     if not reason and report["warnings"]:
         reason = report["warnings"][0]
     if not reason:
-        reason = "it asks for help that could cause harm (" + ", ".join(report["categories"] or ["harmful_request"]) + ")"
+        reason = ("it asks for help that could cause harm ("
+                  + ", ".join(report["categories"] or ["harmful_request"]) + ")")
     return f"{REFUSAL} Reason: {reason}"
 
 
@@ -233,7 +234,8 @@ class GenerationItem:
 
     def settings(self) -> tuple:
         """Requests with equal settings share one `generate` call."""
-        return (self.temperature, self.max_length, self.length_penalty, self.num_beams, self.concise, self.stop, self.seed)
+        return (self.temperature, self.max_length, self.length_penalty, self.num_beams, self.concise, self.stop,
+                self.seed)
 
 
 def group_by_settings(items: Sequence[GenerationItem]) -> list[list[int]]:

@@ -13,9 +13,19 @@ limit bounds everything before parsing.
 
 from typing import Annotated, Literal, Optional, Union
 
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
 from medqa.safety.context import PatientContext  # the one schema: HTTP, Python API and CLI
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
-                      model_validator)
 
 MIN_TEMPERATURE = 0.01
 """Below this, sampling is decoded greedily: dividing logits by 1e-300 overflows to
@@ -43,7 +53,8 @@ class GenerationControls(BaseModel):
     temperature: Temperature = Field(0.7, description=TEMPERATURE_DOC)
     max_length: StrictInt = Field(100, ge=1, description="New tokens generated at most (the server's cap: /health).")
     length_penalty: Number = Field(
-        1.0, ge=0.0, le=5.0, description="Beam-search length exponent (>1 favours longer answers); used with num_beams > 1."
+        1.0, ge=0.0, le=5.0,
+        description="Beam-search length exponent (>1 favours longer answers); used with num_beams > 1."
     )
     num_beams: StrictInt = Field(1, ge=1, le=4)
     concise: StrictBool = Field(False, description="Ask for a one- or two-sentence answer.")
@@ -56,7 +67,8 @@ class GenerationControls(BaseModel):
 class GenerateRequest(GenerationControls):
     question: Text
     use_safety: StrictBool = Field(True, description="false is honoured only where the operator allows it "
-                                   "(`serving.allow_safety_opt_out`), else 403; emergencies and crises are always handled.")
+                                   "(`serving.allow_safety_opt_out`), else 403; "
+                                   "emergencies and crises are always handled.")
     patient_context: Optional[PatientContext] = None
 
 
@@ -92,7 +104,8 @@ class MCQRequest(BaseModel):
     opc: Optional[StrictStr] = None
     opd: Optional[StrictStr] = None
     use_safety: StrictBool = Field(True, description="As in /generate: false needs the operator's permission.")
-    abstain_threshold: Optional[Number] = Field(None, ge=0.0, le=1.0, description="Abstain below this confidence (default: server's).")
+    abstain_threshold: Optional[Number] = Field(None, ge=0.0, le=1.0,
+                                                description="Abstain below this confidence (default: server's).")
     patient_context: Optional[PatientContext] = None
 
     @model_validator(mode="after")
@@ -119,7 +132,8 @@ class MCQResponse(BaseModel):
     abstained: bool
     refused: bool = False
     emergency: bool = False
-    message: Optional[str] = Field(None, description="Emergency notice or refusal reason when no model answer is given.")
+    message: Optional[str] = Field(None,
+                                   description="Emergency notice or refusal reason when no model answer is given.")
     safety_report: SafetyReport
     inference_time_ms: float
     request_id: str

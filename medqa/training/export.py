@@ -13,8 +13,9 @@ the adapter never saw. `export_merged` measures both on a probe prompt and
 reports them (`max_logit_diff_vs_trained` for the merge it saved,
 `max_logit_diff_fp_base` for the alternative). On the smoke SmolLM2 adapter:
 0.49 for the de-quantised merge vs 5.67 for the fp-base merge (logits up to
-~19), so the de-quantised base is the one that reproduces the trained model. For an adapter trained on a full-precision base the
-base is simply the original weights.
+~19), so the de-quantised base is the one that reproduces the trained model.
+For an adapter trained on a full-precision base the base is simply the
+original weights.
 
 The output is a plain transformers checkpoint (safetensors + config +
 tokenizer) that loads with `AutoModelForCausalLM.from_pretrained` and no peft.

@@ -216,7 +216,8 @@ def summarise(result, loop_config: dict, seconds: float) -> dict[str, Any]:
         raise RuntimeError("training finished without a checkpoint")
     adapter_dir = local_adapter_dir(result.checkpoint, Path(result.path) if not is_uri(result.path) else None)
     state = json.loads((adapter_dir / "trainer_state.json").read_text())
-    csv_path = write_progress_csv(state["log_history"], Path(result.path) / "progress.csv") if not is_uri(result.path) else None
+    csv_path = (write_progress_csv(state["log_history"], Path(result.path) / "progress.csv")
+                if not is_uri(result.path) else None)
     best = [str(Path(c.path) / "checkpoint") for c, _ in (result.best_checkpoints or [])]
     return {
         "checkpoint": str(adapter_dir),

@@ -34,6 +34,7 @@ def tune(args) -> int:
     init_ray(cfg)
     summary = run_search(cfg)
     err.print(f"[green]best {summary['metric']}:[/] {summary['best_metric']}  "
-              f"[green]config:[/] {summary['best_config']}  ({summary['stopped_early']}/{summary['trials']} stopped early)")
+              f"[green]config:[/] {summary['best_config']}  "
+              f"({summary['stopped_early']}/{summary['trials']} stopped early)")
     emit_json(summary)
     return 0

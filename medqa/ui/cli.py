@@ -17,7 +17,8 @@ def register(sub) -> None:
                    help="Base URL of the medqa Serve app (default: $MEDQA_API_URL or http://127.0.0.1:8000).")
     p.add_argument("--host", default="127.0.0.1", help="Interface the UI binds.")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--api-key-env", default="MEDQA_API_KEY", help="Env var holding the API key sent to the app, if any.")
+    p.add_argument("--api-key-env", default="MEDQA_API_KEY",
+                   help="Env var holding the API key sent to the app, if any.")
     p.add_argument("--auth-env", default="MEDQA_UI_AUTH",
                    help="Env var holding the UI's login as user:password (required when --host is beyond loopback).")
     p.add_argument("--allow-unauthenticated", action="store_true", help="Serve the UI beyond loopback without a login.")

@@ -96,7 +96,8 @@ def latency_text(body: dict, round_trip_ms: float) -> str:
 # ---------------------------------------------------------------- API client
 
 
-def call_api(api_url: str, path: str, payload: dict, api_key: Optional[str] = None, timeout: float = 120) -> tuple[int, dict, float]:
+def call_api(api_url: str, path: str, payload: dict, api_key: Optional[str] = None,
+             timeout: float = 120) -> tuple[int, dict, float]:
     import time
 
     import requests
@@ -117,7 +118,8 @@ def ask(api_url: str, api_key: Optional[str], mode: str, question: str, opa: str
     path, payload = request_for(mode, question, [opa, opb, opc, opd], temperature, max_length, concise, use_safety)
     status, body, ms = call_api(api_url, path, payload, api_key)
     if status != 200:
-        return f"**Error {status or ''}:** {html.escape(str(body.get('error', body)))}", None, "", latency_text(body, ms)
+        return (f"**Error {status or ''}:** {html.escape(str(body.get('error', body)))}", None, "",
+                latency_text(body, ms))
     frame = probability_frame(body["probabilities"], payload["options"]) if body.get("probabilities") else None
     return answer_markdown(path, body), frame, safety_html(body.get("safety_report")), latency_text(body, ms)
 
@@ -156,9 +158,11 @@ def build_ui(api_url: str, api_key: Optional[str] = None):
         with gr.Row():
             with gr.Column(scale=3):
                 mode = gr.Radio([FREE, MCQ], value=MCQ, label="Question type", elem_id="mode")
-                question = gr.Textbox(label="Question", lines=3, elem_id="question", max_length=limits["max_question_chars"])
+                question = gr.Textbox(label="Question", lines=3, elem_id="question",
+                                      max_length=limits["max_question_chars"])
                 with gr.Group(visible=True) as option_box:
-                    opts = [gr.Textbox(label=f"Option {letter}", elem_id=f"option-{letter.lower()}") for letter in LETTERS]
+                    opts = [gr.Textbox(label=f"Option {letter}", elem_id=f"option-{letter.lower()}")
+                            for letter in LETTERS]
                 with gr.Accordion("Generation settings", open=False):
                     temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature")
                     cap = int(limits["max_new_tokens"])

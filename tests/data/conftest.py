@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+
 @pytest.fixture(scope="session")
 def dev_rows(shared_data: Path) -> list[dict]:
     with (shared_data / "medmcqa_dev_public.jsonl").open() as fh:

@@ -16,7 +16,8 @@ def write_jsonl(path: Path, rows: list) -> Path:
 
 
 def data_config(tmp_path: Path, source: str, *overrides: str):
-    return load_config(None, [f"data.source={json.dumps(str(source))}", f"data.output_dir={json.dumps(str(tmp_path / 'out'))}",
+    return load_config(None, [f"data.source={json.dumps(str(source))}",
+                              f"data.output_dir={json.dumps(str(tmp_path / 'out'))}",
                               "model.name=tiny-random", *overrides])
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from medqa.data.augment import allowed_targets, augment_records, fixed_slots, position_counts
 from medqa.data.record import MCQRecord
@@ -49,7 +48,8 @@ def test_factor_two_or_more_balances_positions_within_five_points(recs, factor, 
         target = min(range(4), key=lambda p: abs(sum(skew[:p + 1]) - (i + 0.5) / len(recs)) if skew[p] else 9)
         r.options[r.answer_index], r.options[target] = r.options[target], r.options[r.answer_index]
         r.answer_index = target
-    shares = [c / (len(recs) * factor) for c in position_counts([r.answer_index for r in augment_records(recs, factor, seed)]).values()]
+    shares = [c / (len(recs) * factor)
+              for c in position_counts([r.answer_index for r in augment_records(recs, factor, seed)]).values()]
     assert all(abs(s - 0.25) <= 0.05 for s in shares), shares
 
 

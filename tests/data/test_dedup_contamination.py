@@ -9,14 +9,23 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from data_helpers import clean_rows, data_config, write_jsonl
-from medqa.data.normalize import (NearDupIndex, band_keys, exact_key, jaccard, n_bands, question_key,
-                                  shingle_text, shingles)
+from medqa.data.normalize import (
+    NearDupIndex,
+    band_keys,
+    exact_key,
+    jaccard,
+    n_bands,
+    question_key,
+    shingle_text,
+    shingles,
+)
 
 OPTS = ("opa", "opb", "opc", "opd")
 
 
 def test_question_key_ignores_case_space_and_punctuation():
-    assert question_key("  Drug of CHOICE for   absence seizures?") == question_key("drug of choice, for absence seizures")
+    assert (question_key("  Drug of CHOICE for   absence seizures?")
+            == question_key("drug of choice, for absence seizures"))
     assert question_key("Drug of choice") != question_key("Drugs of choice")
 
 
@@ -91,7 +100,8 @@ def test_contamination_counted_exactly(tmp_path, dev_rows, tiny_tokenizer):
     eval_rows = [{**r, "question": "\t" + r["question"].swapcase().replace(" ", "  \n ") + " "} for r in leaked]
     eval_rows += clean_rows(dev_rows[2000:2050])  # unrelated eval rows do not count
     eval_path = write_jsonl(tmp_path / "eval.jsonl", eval_rows)
-    cfg = data_config(tmp_path, write_jsonl(tmp_path / "train.jsonl", rows), f"data.eval_source={json.dumps(str(eval_path))}")
+    cfg = data_config(tmp_path, write_jsonl(tmp_path / "train.jsonl", rows),
+                      f"data.eval_source={json.dumps(str(eval_path))}")
     summary = run_plain(cfg, progress=False)
     assert summary["contaminated"] == len(leaked) == 42
     assert summary["duplicates"] == 0

@@ -20,14 +20,16 @@ def _rows(out):
 
 def test_ray_pipeline_matches_plain(tmp_path, ray_session, dev_rows, tiny_tokenizer):
     rows = dev_rows[:300] + [{**dev_rows[3], "question": dev_rows[3]["question"].upper()}, "{not json"]
-    eval_path = write_jsonl(tmp_path / "eval.jsonl", [{**r, "question": r["question"].lower()} for r in dev_rows[10:20]])
+    eval_path = write_jsonl(tmp_path / "eval.jsonl",
+                            [{**r, "question": r["question"].lower()} for r in dev_rows[10:20]])
     src = write_jsonl(tmp_path / "d.jsonl", rows)
     overrides = [f"data.eval_source={json.dumps(str(eval_path))}", "data.augment_factor=2"]
     ray_summary = run_pipeline(data_config(tmp_path / "ray", src, *overrides))
     plain_summary = run_plain(data_config(tmp_path / "plain", src, *overrides), progress=False)
     assert _rows(tmp_path / "ray" / "out") == _rows(tmp_path / "plain" / "out")
     drop = {"engine", "seconds", "rows_per_second", "output_dir"}
-    assert {k: v for k, v in ray_summary.items() if k not in drop} == {k: v for k, v in plain_summary.items() if k not in drop}
+    assert ({k: v for k, v in ray_summary.items() if k not in drop}
+            == {k: v for k, v in plain_summary.items() if k not in drop})
     assert ray_summary["rows_in"] == 302 and ray_summary["duplicates_exact"] == 1
     assert ray_summary["contaminated"] == len({r["id"] for r in clean_rows(dev_rows[10:20])})
     assert ray_summary["rejected_by_reason"]["unparseable"] == 1
@@ -51,7 +53,8 @@ def test_cli_summary_on_the_shared_dev_file(tmp_path, ray_session, shared_data, 
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["rows_in"] == 3183
     assert summary["rejected"] == 18 and summary["rejected_by_reason"] == {"duplicate_options": 18}
-    assert summary["rows_in"] == summary["rejected"] + summary["duplicates"] + summary["contaminated"] + summary["rows_kept"]
+    assert summary["rows_in"] == (summary["rejected"] + summary["duplicates"] + summary["contaminated"]
+                                  + summary["rows_kept"])
     assert sum(summary["answer_positions_before"].values()) + summary["validation_rows"] == summary["rows_kept"]
     assert all(abs(s - 0.25) <= 0.05 for s in summary["answer_share_after"].values())
     assert summary["per_subject"]["Dental"]["validation"] == 100

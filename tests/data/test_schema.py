@@ -15,7 +15,8 @@ LIMITS = Limits(max_question_chars=600, max_option_chars=300)
 
 def corruptions(base: dict) -> list[tuple[str, object]]:
     """(expected reason, corrupted row or raw line) — one per reason and a few variants."""
-    medqa = {"question": base["question"], "options": {k: base[o] for k, o in zip("ABCD", ("opa", "opb", "opc", "opd"))},
+    medqa = {"question": base["question"],
+             "options": {k: base[o] for k, o in zip("ABCD", ("opa", "opb", "opc", "opd"))},
              "answer_idx": "B", "answer": base["opb"]}
     drop = lambda key: {k: v for k, v in base.items() if k != key}  # noqa: E731
     return [
@@ -42,7 +43,8 @@ def corruptions(base: dict) -> list[tuple[str, object]]:
 
 
 def test_every_reason_is_covered():
-    assert {reason for reason, _ in corruptions({"question": "q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 0})} == set(REASONS)
+    row = {"question": "q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 0}
+    assert {reason for reason, _ in corruptions(row)} == set(REASONS)
 
 
 def test_valid_row_passes():

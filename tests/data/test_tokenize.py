@@ -37,7 +37,8 @@ def test_masked_tokens_are_exactly_the_prompt(tiny_tokenizer, loss_on):
 
 def test_batch_equals_single(tiny_tokenizer):
     other = MCQRecord("Q2?", ["a", "b", "c", "d"], 0, id="q2")
-    assert build_examples(tiny_tokenizer, [REC, other]) == [build_example(tiny_tokenizer, REC), build_example(tiny_tokenizer, other)]
+    assert build_examples(tiny_tokenizer, [REC, other]) == [build_example(tiny_tokenizer, REC),
+                                                            build_example(tiny_tokenizer, other)]
 
 
 def test_truncation_keeps_the_target_and_cuts_the_question_start(tiny_tokenizer):

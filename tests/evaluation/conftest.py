@@ -66,7 +66,8 @@ def medqa_usmle_file(tmp_path):
     """MedQA-USMLE 4-option rows (illustrative, written for the tests)."""
     rows = []
     for i in range(5):
-        options = {"A": f"Disease one {i}", "B": f"Disease two {i}", "C": f"Disease three {i}", "D": f"Disease four {i}"}
+        options = {"A": f"Disease one {i}", "B": f"Disease two {i}", "C": f"Disease three {i}",
+                   "D": f"Disease four {i}"}
         letter = "ABCD"[i % 4]
         rows.append(dict(question=f"A {30 + i}-year-old presents with symptom {i}. Which is the most likely diagnosis?",
                          options=options, answer_idx=letter, answer=options[letter], meta_info="step1"))

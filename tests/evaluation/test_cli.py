@@ -17,7 +17,8 @@ def run_cli(capsys, *args):
 
 def test_evaluate_writes_report_with_required_fields(capsys, tmp_path, medmcqa_file):
     output = tmp_path / "out" / "report.json"
-    code, summary = run_cli(capsys, "--data", str(medmcqa_file), "--output", str(output), "--consistency", "4", "--batch-size", "3")
+    code, summary = run_cli(capsys, "--data", str(medmcqa_file), "--output", str(output), "--consistency", "4",
+                            "--batch-size", "3")
     assert code == 0
     report = json.loads(output.read_text())
     assert summary["report"] == str(output) and summary["n"] == report["n"] == 12

@@ -22,7 +22,8 @@ def test_rouge_loads_offline_and_gives_hand_values(monkeypatch):
 
 def test_bleu_loads_offline_and_gives_hand_values():
     assert generation.bleu(["the cat sat on the mat"], ["the cat sat on the mat"]) == pytest.approx(1.0)
-    result = generation.load_metric("bleu").compute(predictions=["the cat sat on the mat"], references=[["the cat is on the mat"]])
+    result = generation.load_metric("bleu").compute(predictions=["the cat sat on the mat"],
+                                                    references=[["the cat is on the mat"]])
     # 1-gram 5/6, 2-gram 3/5, 3-gram 1/4, 4-gram 0/3 (exp smoothing), equal lengths so BP = 1
     assert result["precisions"][:3] == pytest.approx([5 / 6, 3 / 5, 1 / 4])
     assert result["brevity_penalty"] == 1.0

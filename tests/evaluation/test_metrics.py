@@ -50,14 +50,16 @@ def test_coverage_curve_keeps_the_most_confident_answers():
 
 @pytest.mark.parametrize(
     "answers, expected",
-    [([0, 0, 1, 2], dict(position=0, letter="A", accuracy=0.5)), ([3, 3, 3, 1], dict(position=3, letter="D", accuracy=0.75))],
+    [([0, 0, 1, 2], dict(position=0, letter="A", accuracy=0.5)),
+     ([3, 3, 3, 1], dict(position=3, letter="D", accuracy=0.75))],
 )
 def test_majority_baseline(answers, expected):
     assert metrics.majority_baseline(answers) == expected
 
 
 def test_confusion_and_chance_and_per_group():
-    assert metrics.confusion_matrix([0, 1, 1, 3], [0, 0, 1, 2]) == [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0]]
+    assert metrics.confusion_matrix([0, 1, 1, 3], [0, 0, 1, 2]) == [[1, 0, 0, 0], [1, 1, 0, 0],
+                                                                    [0, 0, 0, 0], [0, 0, 1, 0]]
     assert metrics.chance_baseline([4, 4, 4]) == 0.25
     groups = metrics.per_group_accuracy(["a", "b", "a", "a"], [True, False, False, True])
     assert groups == {"a": dict(n=3, correct=2, accuracy=2 / 3), "b": dict(n=1, correct=0, accuracy=0.0)}

@@ -77,8 +77,8 @@ def test_installed_command_with_classifier():
 
 def test_check_with_patient_context_json(capsys):
     context = json.dumps({"age": 4, "allergies": ["penicillin"], "conditions": ["asthma"]})
-    assert main(["safety", "check", "--no-classifier", "Give him amoxicillin, propranolol and ibuprofen 400 mg every 6 hours",
-                 "--context", context]) == 0
+    assert main(["safety", "check", "--no-classifier",
+                 "Give him amoxicillin, propranolol and ibuprofen 400 mg every 6 hours", "--context", context]) == 0
     report = _last_json(capsys)
     kinds = {c["kind"] for c in report["findings"]["contraindications"]}
     assert {"allergy", "condition"} <= kinds and "dosage" in report["categories"]

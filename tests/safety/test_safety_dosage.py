@@ -146,7 +146,8 @@ def test_cap_is_used_for_the_daily_check(lexicon):
 @pytest.mark.parametrize("text, needle", [
     ("Take 1 g of paracetamol in the morning. Take another 1 g at lunch, 1 g in the afternoon, "
      "1 g in the evening and 1 g at bedtime.", "add up to 5000 mg"),
-    ("I took 2 Tylenol Extra Strength at 8am, 2 more at noon, 2 at 4pm, 2 at 8pm and 2 at midnight", "add up to 5000 mg"),
+    ("I took 2 Tylenol Extra Strength at 8am, 2 more at noon, 2 at 4pm, 2 at 8pm and 2 at midnight",
+     "add up to 5000 mg"),
     ("ibuprofen 800 mg at breakfast, 800 mg at lunch, 800 mg at dinner and 800 mg before bed and another 800 mg at 3am",
      "add up to 4000 mg"),
     ("I gave my 2 year old 240 mg of Calpol at 8, 240 mg at 12, 240 mg at 4, 240 mg at 8 and 240 mg at midnight",

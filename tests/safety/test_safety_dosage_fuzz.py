@@ -5,8 +5,7 @@ import math
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from medqa.safety.context import PatientContext, as_context, check_context
 from medqa.safety.dosage import check_dosage, extract_doses, limits

@@ -15,7 +15,8 @@ WORDS = st.lists(st.text(max_size=30), max_size=5)
 CONTEXTS = st.one_of(st.none(), st.fixed_dictionaries({}, optional={
     "age": st.one_of(st.none(), st.floats(0, 130)), "weight_kg": st.one_of(st.none(), st.floats(0.01, 500)),
     "pregnant": st.one_of(st.none(), st.booleans()), "breastfeeding": st.one_of(st.none(), st.booleans()),
-    "allergies": WORDS, "conditions": WORDS, "medications": st.lists(st.sampled_from(DRUGS) | st.text(max_size=20), max_size=5),
+    "allergies": WORDS, "conditions": WORDS,
+    "medications": st.lists(st.sampled_from(DRUGS) | st.text(max_size=20), max_size=5),
 }))
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -5,8 +5,18 @@ import numpy as np
 import pytest
 
 from medqa.safety.harm import HARM_CATEGORIES, HarmClassifier
-from medqa.safety.harm_training import (build_corpus, consumer_questions, extra_harmful, fit, hard_negatives,
-                                        lookalikes, pick_threshold, split, training_windows, typed_harmful)
+from medqa.safety.harm_training import (
+    build_corpus,
+    consumer_questions,
+    extra_harmful,
+    fit,
+    hard_negatives,
+    lookalikes,
+    pick_threshold,
+    split,
+    training_windows,
+    typed_harmful,
+)
 from medqa.safety.learned import HeadSet, LinearHead
 
 

@@ -5,8 +5,14 @@ import time
 
 import pytest
 
-from medqa.safety.interactions import (InteractionChecker, InteractionTable, default_checker,
-                                       default_table, load_curated, load_ddinter)
+from medqa.safety.interactions import (
+    InteractionChecker,
+    InteractionTable,
+    default_checker,
+    default_table,
+    load_curated,
+    load_ddinter,
+)
 
 
 @pytest.fixture(scope="module")

@@ -31,8 +31,9 @@ def wait_healthy(url: str, timeout: float = 180.0) -> dict:
 # The test app: two model replicas (the replica-kill test needs a survivor) with a
 # generous batch wait so concurrent callers really share batches; small CPU
 # reservations so a second app fits beside it.
-TEST_ARGS = dict(model="tiny-random", num_replicas=2, max_batch_size=16, max_ongoing_requests=64, batch_wait_timeout_s=0.1,
-                 model_num_cpus=0.5, small_num_cpus=0.1, max_question_chars=2000, max_new_tokens=64)
+TEST_ARGS = dict(model="tiny-random", num_replicas=2, max_batch_size=16, max_ongoing_requests=64,
+                 batch_wait_timeout_s=0.1, model_num_cpus=0.5, small_num_cpus=0.1, max_question_chars=2000,
+                 max_new_tokens=64)
 
 
 def deploy_extra(base_url: str, name: str, **overrides) -> str:

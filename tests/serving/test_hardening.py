@@ -149,7 +149,7 @@ def test_a_poisoned_batch_fails_only_its_poison(serve_url):
     hostile = [
         {"question": "What is aspirin?", "max_length": 8, "temperature": 1e-300},   # decoded greedily, not NaN
         {"question": "\U0001F637" * 1900, "max_length": 8},                        # too many tokens: 413
-        {"question": "Paracetamol dose?", "max_length": 8, "patient_context": {"age": 0}},  # a newborn: weight estimated
+        {"question": "Paracetamol dose?", "max_length": 8, "patient_context": {"age": 0}},  # newborn: weight estimated
         {"question": "pain " * 390, "max_length": 8},                                # long, but fits
         {"question": "Paracetamol dose?", "patient_context": {"age": 0, "weight_kg": 0}},  # no such patient: 422
     ]

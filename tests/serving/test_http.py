@@ -34,7 +34,8 @@ def test_mcq_answers_with_probabilities(serve_url):
     body = r.json()
     assert len(body["probabilities"]) == 4 and abs(sum(body["probabilities"]) - 1) < 1e-6
     assert body["answer_index"] == max(range(4), key=body["probabilities"].__getitem__)
-    assert body["answer_letter"] == "ABCD"[body["answer_index"]] and body["answer_text"] == OPTIONS[body["answer_index"]]
+    assert body["answer_letter"] == "ABCD"[body["answer_index"]]
+    assert body["answer_text"] == OPTIONS[body["answer_index"]]
     assert body["confidence"] == max(body["probabilities"])
     # The random tiny model is near chance: below the default threshold it must abstain.
     assert body["abstained"] is (body["confidence"] < 0.35)
@@ -120,7 +121,8 @@ def test_interaction_warning_is_attached(serve_url):
 
 def test_chat_completions_openai_shape(serve_url):
     r = post(serve_url, "/v1/chat/completions", {
-        "model": "medqa", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is insulin?"}],
+        "model": "medqa",
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is insulin?"}],
         "temperature": 0, "max_tokens": 6, "user": "ignored-openai-field"})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -158,9 +160,11 @@ def test_request_id_in_and_out(serve_url):
         ("/generate", {"json": {"question": "q", "max_length": "long"}}, 422, "max_length"),
         ("/generate", {"json": {"question": "x" * 2001}}, 413, "at most 2000"),
         ("/generate", {"json": {"question": "q", "max_length": 65}}, 422, "at most 64"),
-        ("/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": "x"}], "max_tokens": 100}}, 422, "at most 64"),
+        ("/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": "x"}], "max_tokens": 100}},
+         422, "at most 64"),
         ("/generate", {"json": ["question"]}, 422, ""),
-        ("/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": "x"}], "stream": True}}, 422, "stream"),
+        ("/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": "x"}], "stream": True}},
+         422, "stream"),
         ("/nowhere", {"json": {}}, 404, "Not Found"),
     ],
 )

@@ -32,7 +32,8 @@ def test_reports_are_normalised_and_decided(raw, risk, decision):
 def test_report_objects_and_unserialisable_fields_are_accepted():
     class Report:
         def __init__(self):
-            self.risk_level, self.categories, self.warnings, self.blocked = 2, ("drug_interaction",), "warfarin + aspirin", False
+            self.risk_level, self.categories = 2, ("drug_interaction",)
+            self.warnings, self.blocked = "warfarin + aspirin", False
             self.matcher = object()
 
     report = policy.normalise_report(Report())
@@ -41,7 +42,8 @@ def test_report_objects_and_unserialisable_fields_are_accepted():
 
 
 def test_refusal_gives_a_reason():
-    report = policy.normalise_report({"categories": ["harmful_request"], "blocked": True, "reason": "asks how to overdose someone"})
+    report = policy.normalise_report({"categories": ["harmful_request"], "blocked": True,
+                                      "reason": "asks how to overdose someone"})
     assert policy.refusal_message(report).endswith("Reason: asks how to overdose someone")
     bare = policy.normalise_report({"categories": ["harmful_request"], "blocked": True})
     assert "harmful_request" in policy.refusal_message(bare)
@@ -49,7 +51,8 @@ def test_refusal_gives_a_reason():
 
 def test_merge_keeps_the_worst_risk_and_every_warning_once():
     a = policy.normalise_report({"risk_level": 1, "categories": ["dosage"], "warnings": ["w1"]})
-    b = policy.normalise_report({"risk_level": 2, "categories": ["drug_interaction", "dosage"], "warnings": ["w1", "w2"]})
+    b = policy.normalise_report({"risk_level": 2, "categories": ["drug_interaction", "dosage"],
+                                 "warnings": ["w1", "w2"]})
     merged = policy.merge_reports(a, b)
     assert merged["risk_level"] == 2
     assert merged["categories"] == ["dosage", "drug_interaction"] and merged["warnings"] == ["w1", "w2"]
@@ -75,8 +78,9 @@ def test_generation_items_group_by_settings_in_first_seen_order():
 
 @pytest.mark.parametrize(
     "expected, auth, x_key, ok",
-    [(None, None, None, True), ("k1", None, None, False), ("k1", "Bearer k1", None, True), ("k1", "bearer k1", None, True),
-     ("k1", "Bearer k2", None, False), ("k1", None, "k1", True), ("k1", "Basic k1", None, False)],
+    [(None, None, None, True), ("k1", None, None, False), ("k1", "Bearer k1", None, True),
+     ("k1", "bearer k1", None, True), ("k1", "Bearer k2", None, False), ("k1", None, "k1", True),
+     ("k1", "Basic k1", None, False)],
 )
 def test_api_key(expected, auth, x_key, ok):
     from medqa.serving.gate import key_matches
@@ -128,8 +132,9 @@ def test_lettered_options_become_a_list():
 @pytest.mark.parametrize(
     "body",
     [
-        {"question": "q", "temperature": -0.1}, {"question": "q", "temperature": 2.5}, {"question": "q", "temperature": "hot"},
-        {"question": "q", "max_length": 0}, {"question": "q", "use_safety": "no"}, {"question": "q", "temperature": float("nan")},
+        {"question": "q", "temperature": -0.1}, {"question": "q", "temperature": 2.5},
+        {"question": "q", "temperature": "hot"}, {"question": "q", "max_length": 0},
+        {"question": "q", "use_safety": "no"}, {"question": "q", "temperature": float("nan")},
         {"question": "   "}, {"question": "\u00a0\n\t"}, {"question": ""},
     ],
 )
@@ -140,8 +145,10 @@ def test_bad_generate_requests_are_rejected(body):
 
 @pytest.mark.parametrize(
     "body",
-    [{"messages": []}, {"messages": [{"role": "system", "content": "x"}]}, {"messages": [{"role": "robot", "content": "x"}]},
-     {"messages": [{"role": "user", "content": "x"}], "stream": True}, {"messages": [{"role": "user", "content": "x"}], "n": 2}],
+    [{"messages": []}, {"messages": [{"role": "system", "content": "x"}]},
+     {"messages": [{"role": "robot", "content": "x"}]},
+     {"messages": [{"role": "user", "content": "x"}], "stream": True},
+     {"messages": [{"role": "user", "content": "x"}], "n": 2}],
 )
 def test_bad_chat_requests_are_rejected(body):
     with pytest.raises(ValidationError):

@@ -144,7 +144,8 @@ def test_killed_model_replica_recovers_under_load(serve_url):
     after = [s for t, s in log if t >= recovered_at]
     failed = lambda xs: sum(s != 200 for s in xs)  # noqa: E731
     print(f"\nreplica kill: recovery took {recovered_at - killed_at:.1f} s; failed requests "
-          f"before {failed(before)}/{len(before)}, during {failed(during)}/{len(during)}, after {failed(after)}/{len(after)}")
+          f"before {failed(before)}/{len(before)}, during {failed(during)}/{len(during)}, "
+          f"after {failed(after)}/{len(after)}")
     assert before and after and failed(before) == 0
     assert failed(after) == 0
     assert failed(during) <= max(1, len(during) // 100), "more than 1% failed while recovering"

@@ -9,8 +9,16 @@ import pytest
 import torch
 
 from medqa.config import ConfigError, TrainingConfig, load_config
-from medqa.training.batching import (IGNORE_INDEX, collate, collate_rows, pack_rows, pack_table, steps_per_epoch,
-                                     total_steps, warmup_steps)
+from medqa.training.batching import (
+    IGNORE_INDEX,
+    collate,
+    collate_rows,
+    pack_rows,
+    pack_table,
+    steps_per_epoch,
+    total_steps,
+    warmup_steps,
+)
 from medqa.training.deepspeed import deepspeed_config
 from medqa.training.trainer import final_metrics, resolve_run
 

@@ -66,7 +66,8 @@ def test_zero3_mcq_accuracy_with_fewer_equal_and_more_questions_than_workers(
     assert accuracies == expected
 
 
-def test_zero3_trains_evaluates_checkpoints_resumes_and_summarises(ray_session, prepared_data, tiny_overrides, tmp_path):
+def test_zero3_trains_evaluates_checkpoints_resumes_and_summarises(ray_session, prepared_data, tiny_overrides,
+                                                                   tmp_path):
     storage = tmp_path / "runs"
     cfg = load_config(None, tiny_overrides(prepared_data, storage, **ZERO3, **{
         "training.run_name": "zero3", "training.max_steps": 4, "training.eval_steps": 2, "training.save_steps": 2,

@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from medqa.config import load_config
-from medqa.tuning.results import (TrialOutcome, pick_best, plot_curves, plot_params, read_table, total_iterations,
-                                  trial_rows, write_table)
+from medqa.tuning.results import (
+    TrialOutcome,
+    pick_best,
+    plot_curves,
+    plot_params,
+    read_table,
+    total_iterations,
+    trial_rows,
+    write_table,
+)
 from medqa.tuning.search import concurrency
 
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from medqa.config import ConfigError, load_config, save_config
-from medqa.tuning.space import (LOOP_KEY, best_config, grid_size, lr_grid, resolved_params, space_spec,
-                                to_param_space, trial_config)
+from medqa.tuning.space import (
+    LOOP_KEY,
+    best_config,
+    grid_size,
+    lr_grid,
+    resolved_params,
+    space_spec,
+    to_param_space,
+    trial_config,
+)
 
 
 def _cfg(*overrides):
@@ -37,7 +45,8 @@ def test_lr_grid(overrides, expected):
 def test_grid_size_counts_every_combination():
     t = _cfg("tuning.lora_r=[4, 8]", "tuning.lr_grid=[1.0e-3, 1.0e-4, 1.0e-5]", "tuning.lora_dropout=[0.0, 0.1]").tuning
     assert grid_size(t) == 12
-    t = _cfg("tuning.lora_r=[4]", "tuning.alpha_per_r=null", "tuning.lora_alpha=[4, 8]", "tuning.lora_dropout=[0.0]").tuning
+    t = _cfg("tuning.lora_r=[4]", "tuning.alpha_per_r=null", "tuning.lora_alpha=[4, 8]",
+             "tuning.lora_dropout=[0.0]").tuning
     assert grid_size(t) == 2 * 3
 
 

@@ -67,7 +67,8 @@ def test_a_ui_with_a_login_serves_nothing_before_it():
     url = f"http://127.0.0.1:{port}"
     try:
         assert requests.get(url + "/config", timeout=30).status_code == 401
-        assert requests.post(url + "/login", data={"username": "nurse", "password": "nope"}, timeout=30).status_code == 400
+        assert requests.post(url + "/login", data={"username": "nurse", "password": "nope"},
+                             timeout=30).status_code == 400
         session = requests.Session()
         assert session.post(url + "/login", data={"username": "nurse", "password": "pw"}, timeout=30).json()["success"]
         assert session.get(url + "/config", timeout=30).status_code == 200
@@ -104,7 +105,8 @@ def test_chromium_asks_a_question_and_sees_answer_chart_and_badges(ui_url, tmp_p
 
             # Free text: an emergency gets the notice and the red risk-3 badge.
             page.locator("#mode label", has_text=ui.FREE).click()
-            page.locator("#question textarea").fill("I have crushing chest pain spreading to my left arm right now. What should I do?")
+            page.locator("#question textarea").fill(
+                "I have crushing chest pain spreading to my left arm right now. What should I do?")
             page.locator("#ask").click()
             expect(page.locator("#answer")).to_contain_text("Emergency", timeout=60_000)
             expect(page.locator("#safety .medqa-safety")).to_have_attribute("data-risk", "3")

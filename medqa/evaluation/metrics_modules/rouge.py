@@ -3,7 +3,7 @@
 
 import datasets
 import evaluate
-from rouge_score import rouge_scorer, scoring
+from rouge_score import rouge_scorer
 
 _DESCRIPTION = "ROUGE-1/2/L/Lsum F-measure (rouge_score package), mean over examples or bootstrap mid."
 _KWARGS = """
