@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast docs-check clean
+.PHONY: install demo lint test test-fast docs-check clean
 
 # The venv is rebuilt only when pyproject.toml changes. torch is installed first,
 # pinned, so pip takes the local CPU wheel instead of resolving a CUDA build.
@@ -25,10 +25,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/medqa demo
 
+# ruff (pinned in the test extra, configured in pyproject.toml): lint rules and import order.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -m "not slow and not ray and not browser"
 
 # Runs every README command as written (about 20 minutes; test_readme.py checks them in `make test`).
