@@ -7,16 +7,18 @@ can never disagree with `TrainingArguments`. No `optimizer`/`scheduler`
 sections: the Trainer's own AdamW and warm-up schedule are used under ZeRO
 exactly as under DDP (and DeepSpeed's fused Adam would need a GPU).
 
-- ZeRO-2 partitions optimizer state and gradients. With LoRA these are tiny,
-  so it mostly proves the plumbing; it runs on CPU workers (gloo) and is what
-  the CPU test uses (LoRA on a full-precision base: DeepSpeed does not manage
-  bitsandbytes 4-bit parameters under ZeRO-2).
+- ZeRO-2 partitions optimizer state and gradients. With LoRA these are tiny
+  (and DeepSpeed does not manage bitsandbytes 4-bit parameters under ZeRO-2,
+  so it takes a full-precision base).
 - ZeRO-3 also partitions the parameters: the GPU recipe for bases that do
   not fit one device. QLoRA under ZeRO-3 needs the 4-bit weights stored in
   the compute dtype (`bnb_4bit_quant_storage=bfloat16`) so that DeepSpeed
   can shard them like any bf16 tensor, and the model must be loaded without
-  a `device_map`; `medqa.training.hf.build_model` does both when
-  `strategy=deepspeed, zero_stage=3`. See `jobs/configs/phi2_qlora_gpu.yaml`.
+  a `device_map`; `medqa.modeling.loading.load_model(zero3=True)` does both.
+  A full-precision base is partitioned as it loads when the Trainer's
+  DeepSpeed config exists first. The CPU tests run ZeRO-3 on 2 gloo workers
+  (tests/training/test_zero3.py); it shares ZeRO-2's runtime path. See
+  `jobs/configs/phi2_qlora_gpu.yaml`.
 """
 
 from __future__ import annotations
