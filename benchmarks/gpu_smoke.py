@@ -238,7 +238,7 @@ class _Scorer:
         import pyarrow as pa
 
         from medqa.data.record import MCQRecord
-        from medqa.evaluation.mcq import score_records
+        from medqa.modeling.scoring import score_records
 
         rows = batch.to_pylist()
         started = time.perf_counter()
@@ -257,8 +257,8 @@ def eval_stage(args, data_dir: Path, adapter: Optional[str], gpus: int) -> dict:
     import ray
 
     from medqa.data.record import MCQRecord
-    from medqa.evaluation.mcq import MCQScore
     from medqa.evaluation.runner import build_report
+    from medqa.modeling.scoring import MCQScore
     from medqa.training.trainer import mcq_records
 
     if __name__ != "__main__":

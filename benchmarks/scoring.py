@@ -6,7 +6,7 @@ Variants, each timed after one warm-up pass on a few questions:
 - `one_by_one` (baseline): the straightforward scorer: for every (question, option)
   pair one unbatched forward over prompt + " A" (4 passes per question), full-vocabulary
   log-softmax over every position, read the last one.
-- `scorer_bs1`: `medqa.evaluation.mcq.score_records`, batch size 1: one forward per
+- `scorer_bs1`: `medqa.modeling.scoring.score_records`, batch size 1: one forward per
   question (the four letters are single tokens read at the same position) and only
   that position projected onto the vocabulary.
 - `scorer_bsN`: the same with batches of N questions (right padding + attention mask).
@@ -47,7 +47,7 @@ def one_by_one(model, tokenizer, records) -> list[int]:
 
 def scorer(batch_size: int):
     def run(model, tokenizer, records) -> list[int]:
-        from medqa.evaluation.mcq import score_records
+        from medqa.modeling.scoring import score_records
 
         return [s.predicted_index for s in score_records(model, tokenizer, records, batch_size=batch_size)]
 

@@ -98,8 +98,8 @@ def in_process_work(questions: list[dict], use_classifier: bool) -> list[float]:
 
     from medqa.config import ModelConfig
     from medqa.data.record import MCQRecord
-    from medqa.evaluation.mcq import score_records
     from medqa.modeling.loading import load_model, load_tokenizer
+    from medqa.modeling.scoring import score_records
     from medqa.safety import MedicalSafetyValidator
     from medqa.serving import policy
 
@@ -221,8 +221,8 @@ def direct_mcq(questions: list[dict], batched: list[dict], batch_size: int) -> t
 
     from medqa.config import ModelConfig
     from medqa.data.record import MCQRecord
-    from medqa.evaluation.mcq import score_records
     from medqa.modeling.loading import load_model, load_tokenizer
+    from medqa.modeling.scoring import score_records
 
     torch.set_num_threads(MODEL_CPUS)
     cfg = ModelConfig(name="smollm2-135m", load_in_4bit=False)

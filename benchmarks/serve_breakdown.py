@@ -32,8 +32,8 @@ def main() -> None:
 
     from medqa.config import ModelConfig
     from medqa.data.record import MCQRecord
-    from medqa.evaluation.mcq import score_records
     from medqa.modeling.loading import load_model, load_tokenizer
+    from medqa.modeling.scoring import score_records
     from medqa.serving.app import BuildArgs, build_app
 
     questions = load_questions(20)

@@ -40,9 +40,9 @@ def split_heldout(n: int, work: Path) -> tuple[Path, Path]:
 def heldout_scores(model_cfg, adapter: str | None, records: list) -> dict:
     """Accuracy, the share of each predicted letter and the mean probability of the right
     letter (an adapter that moves probabilities but not the argmax shows up here)."""
-    from medqa.evaluation.mcq import score_records
     from medqa.modeling.loading import load_model, load_tokenizer
     from medqa.modeling.lora import load_adapter
+    from medqa.modeling.scoring import score_records
 
     model = load_model(model_cfg)
     if adapter:

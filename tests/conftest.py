@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from medqa.data.record import MCQRecord
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 MEDMCQA_DEV = SHARED_DATA / "medmcqa_dev_public.jsonl"
@@ -52,3 +54,38 @@ def smollm2_path() -> str:
     from medqa.modeling.loading import resolve_checkpoint
 
     return resolve_checkpoint("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_model_path):
+    """(model, tokenizer) of the tiny random Llama in full precision, eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    model.eval()
+    return model, tokenizer
+
+
+def make_records(n: int = 6) -> list[MCQRecord]:
+    """Records of different lengths (so batches need padding) and options of different lengths."""
+    subjects = ["Pharmacology", "Anatomy", "Surgery"]
+    return [
+        MCQRecord(
+            question=f"Question {i}: which agent is used here" + " in a longer clinical vignette" * (i % 3) + "?",
+            options=["Amlodipine", "Metformin hydrochloride", "Insulin glargine injection", "Aspirin"][i % 4:] +
+                    ["Amlodipine", "Metformin hydrochloride", "Insulin glargine injection", "Aspirin"][: i % 4],
+            answer_index=i % 4,
+            id=f"r{i}",
+            subject=subjects[i % 3],
+            explanation=f"Explanation number {i} about the mechanism of the drug.",
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def records() -> list[MCQRecord]:
+    return make_records()

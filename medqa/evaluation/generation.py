@@ -81,8 +81,8 @@ def evaluate_generation(
     batch_size: int = 4, progress: bool = False,
 ) -> dict:
     """Greedy answers to up to `n` questions that have explanations, scored against the references."""
-    from medqa.evaluation.mcq import continuation_loglikelihoods
-    from medqa.inference import InferencePipeline
+    from medqa.modeling.generation import InferencePipeline
+    from medqa.modeling.scoring import continuation_loglikelihoods
 
     chosen = with_explanations(records, n)
     if not chosen:

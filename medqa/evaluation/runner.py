@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 from medqa.data.record import LETTERS, MCQRecord
 from medqa.evaluation import metrics
-from medqa.evaluation.mcq import MCQScore, score_records
+from medqa.modeling.scoring import MCQScore, score_records
 
 N_BINS = 10
 

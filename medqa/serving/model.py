@@ -33,9 +33,9 @@ class MedQAModel:
                  batch_wait_timeout_s: float = 0.02):
         import torch
 
-        from medqa.evaluation.mcq import context_length
-        from medqa.inference import InferencePipeline
+        from medqa.modeling.generation import InferencePipeline
         from medqa.modeling.loading import load_model, load_tokenizer
+        from medqa.modeling.scoring import context_length
 
         cfg = ModelConfig(**model)
         self.name, self.adapter = cfg.name, adapter
@@ -62,7 +62,7 @@ class MedQAModel:
 
     def _score(self, items: list[dict], abandoned=None) -> list[dict]:  # one forward pass: not worth stopping
         from medqa.data.record import MCQRecord
-        from medqa.evaluation.mcq import score_records
+        from medqa.modeling.scoring import score_records
 
         def run(batch: list[dict]) -> list[dict]:
             records = [MCQRecord(question=i["question"], options=list(i["options"])) for i in batch]
@@ -108,7 +108,7 @@ class MedQAModel:
     def _generate_same(self, items: list[GenerationItem], prompts: list[int], indices: list[int],
                        stop=None) -> list[dict]:
         """One `generate` call for requests with equal settings (`prompts`: their prompt tokens)."""
-        from medqa.inference import DEFAULT_STOP
+        from medqa.modeling.generation import DEFAULT_STOP
 
         first = items[indices[0]]
         texts = self.pipeline.generate_batch(

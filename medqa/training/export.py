@@ -45,9 +45,9 @@ def _base(cfg, dequantised: bool):
 def _last_logits(model, tokenizer):
     import torch
 
-    ids = tokenizer(PROBE_PROMPT, return_tensors="pt")["input_ids"]
-    with torch.no_grad():
-        return model.eval()(input_ids=ids.to(model.device)).logits[0, -1].float().cpu()
+    from medqa.modeling.scoring import last_logits
+
+    return torch.tensor(last_logits(model, tokenizer, PROBE_PROMPT))
 
 
 def merged_model(adapter_dir: str, dequantised: bool = True):

@@ -129,7 +129,7 @@ class MedqaTrainer(Trainer):
         return tensor.tolist()
 
     def _mcq_accuracy(self) -> float:
-        from medqa.evaluation.mcq import score_records
+        from medqa.modeling.scoring import score_records
 
         world = self.args.world_size if self._distributed() else 1
         share, counted = rank_share(self.mcq_records, self.args.process_index if world > 1 else 0, world)
@@ -219,17 +219,13 @@ def checkpoint_step(checkpoint_dir: Optional[str]) -> Optional[int]:
 
 def probe(model, tokenizer, records: list) -> Optional[dict]:
     """Last-position logits of `model` on the first record's prompt (a fingerprint of the weights)."""
-    import torch
-
     from medqa.data.prompts import record_prompt
+    from medqa.modeling.scoring import last_logits
 
     if not records:
         return None
-    ids = tokenizer(record_prompt(records[0]), return_tensors="pt")["input_ids"]
-    model.eval()
-    with torch.no_grad():
-        logits = model(input_ids=ids.to(model.device)).logits[0, -1].float().cpu()
-    return {"prompt": record_prompt(records[0]), "logits": logits.tolist()}
+    prompt = record_prompt(records[0])
+    return {"prompt": prompt, "logits": last_logits(model, tokenizer, prompt)}
 
 
 def callbacks(cfg: Config, fail_marker: Optional[str]) -> list[Any]:

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from medqa.evaluation import generation
-from medqa.inference import GenerationOptions, InferencePipeline, cut_at_stop, generate_kwargs
+from medqa.modeling.generation import GenerationOptions, InferencePipeline, cut_at_stop, generate_kwargs
 
 
 def test_rouge_loads_offline_and_gives_hand_values(monkeypatch):
@@ -38,7 +38,7 @@ def test_verbosity_and_perplexity():
 
 def test_evaluate_generation_on_tiny_model(tiny, records):
     from medqa.data.prompts import open_question_prompt
-    from medqa.evaluation.mcq import continuation_loglikelihoods
+    from medqa.modeling.scoring import continuation_loglikelihoods
 
     model, tokenizer = tiny
     result = generation.evaluate_generation(model, tokenizer, records, n=2, max_new_tokens=8)

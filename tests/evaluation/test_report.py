@@ -3,9 +3,9 @@
 import json
 
 from medqa.evaluation.analysis import error_analysis
-from medqa.evaluation.mcq import make_score
 from medqa.evaluation.report import load_training_history, write_markdown_report, write_model_card
 from medqa.evaluation.runner import build_report, prediction_rows
+from medqa.modeling.scoring import make_score
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

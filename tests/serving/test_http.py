@@ -177,8 +177,8 @@ def test_bad_requests_get_a_json_error(serve_url, path, kwargs, status, fragment
 
 def test_concurrent_callers_get_their_own_answers_in_shared_batches(serve_url, tiny_model_path):
     from medqa.data.record import MCQRecord
-    from medqa.evaluation.mcq import score_records
     from medqa.modeling.loading import load_model, load_tokenizer
+    from medqa.modeling.scoring import score_records
 
     requests_ = [{"question": f"Patient {i} has a fever of {38 + i % 3} degrees. Best next step?",
                   "options": [f"rest {i}", f"antibiotic {i * 7}", f"fluids {i * 3}", f"scan {i}"]}

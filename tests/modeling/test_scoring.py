@@ -7,7 +7,7 @@ import torch
 
 from medqa.data.prompts import letter_continuations, mcq_prompt, open_question_prompt
 from medqa.data.record import MCQRecord
-from medqa.evaluation.mcq import encode_pair, mcq_accuracy, score_records
+from medqa.modeling.scoring import encode_pair, mcq_accuracy, score_records
 
 
 def _logprobs(model, ids):
@@ -60,7 +60,7 @@ def test_letter_probabilities_are_softmax_of_loglikelihoods(tiny, records):
 
 def test_text_method_compares_per_byte(tiny):
     """A long option with a larger total log-likelihood loss can still win per byte (acc_norm)."""
-    from medqa.evaluation.mcq import make_score
+    from medqa.modeling.scoring import make_score
 
     score = make_score([-10.0, -30.0, -12.0, -11.0], [5, 40, 5, 5], "text")
     assert score.predicted_index == 1  # -0.75/byte beats -2/byte

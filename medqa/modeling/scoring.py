@@ -24,15 +24,12 @@ from __future__ import annotations
 
 import inspect
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from medqa.data.prompts import letter_continuations, mcq_prompt, open_question_prompt
 from medqa.data.record import MCQRecord
-
-if TYPE_CHECKING:
-    import torch
+from medqa.modeling.modes import eval_mode, model_device, pad_token_id
 
 METHODS = ("letter", "text")
 
@@ -145,10 +142,6 @@ def make_score(loglikelihoods: list[float], n_bytes: list[int], method: str) -> 
 # ---------------------------------------------------------------------------
 
 
-def _model_device(model) -> "torch.device":
-    return next(model.parameters()).device
-
-
 def _supports_logits_to_keep(model) -> bool:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return "logits_to_keep" in inspect.signature(base.forward).parameters
@@ -165,18 +158,11 @@ def context_length(model, tokenizer) -> int:
     return limit if limit < 1_000_000 else 2048
 
 
-def _pad_token_id(tokenizer) -> int:
-    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if tid is not None:
-            return tid
-    return 0
-
-
 def _score_batch(model, batch: list[_Sequence], pad_id: int, keep_logits: bool) -> list[list[float]]:
     """Summed log-probabilities of every target of every sequence in one forward pass."""
     import torch
 
-    device = _model_device(model)
+    device = model_device(model)
     width = max(len(s.input_ids) for s in batch)
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -214,7 +200,7 @@ def _run_sequences(model, tokenizer, sequences: list[_Sequence], batch_size: int
     passes = -(-len(order) // batch_size)
     extra = (sync_passes(passes) - passes) if sync_passes else 0
     results: list[list[float]] = [[] for _ in sequences]
-    pad_id, keep = _pad_token_id(tokenizer), _supports_logits_to_keep(model)
+    pad_id, keep = pad_token_id(tokenizer), _supports_logits_to_keep(model)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -257,7 +243,7 @@ def score_records(
     max_len = context_length(model, tokenizer)
     per_record = [build_sequences(tokenizer, r, method, max_len) for r in records]
     flat = [seq for seqs in per_record for seq in seqs]
-    with _eval_mode(model):
+    with eval_mode(model):
         flat_scores = _run_sequences(model, tokenizer, flat, batch_size, progress, sync_passes)
     scores, cursor = [], 0
     for record, seqs in zip(records, per_record):
@@ -266,19 +252,6 @@ def score_records(
         n_bytes = [len(o.strip().encode("utf-8")) + 1 for o in record.options]  # + the leading space
         scores.append(make_score(lls, n_bytes, method))
     return scores
-
-
-@contextmanager
-def _eval_mode(model):
-    """Score in eval mode (no dropout), then give the model back as it came: the
-    trainer calls the scorer mid-training."""
-    was_training = getattr(model, "training", False)
-    model.eval()
-    try:
-        yield model
-    finally:
-        if was_training:
-            model.train()
 
 
 def mcq_accuracy(model, tokenizer, records: list[MCQRecord], method: str = "letter", batch_size: int = 8) -> float:
@@ -303,6 +276,16 @@ def continuation_loglikelihoods(
             raise ValueError(f"continuation {continuation[:40]!r} encodes to no tokens")
         target = [(len(ctx) + i - 1, tok) for i, tok in enumerate(cont)]
         sequences.append(_left_truncate((ctx + cont)[:-1], [target], max_len))
-    with _eval_mode(model):
+    with eval_mode(model):
         results = _run_sequences(model, tokenizer, sequences, batch_size, progress)
     return [(r[0], len(s.targets[0])) for r, s in zip(results, sequences)]
+
+
+def last_logits(model, tokenizer, text: str) -> list[float]:
+    """The model's logits at the last position of `text`: a fingerprint of its weights (the
+    training probe and export compare a reloaded or merged model against the trained one)."""
+    import torch
+
+    ids = tokenizer(text, return_tensors="pt")["input_ids"]
+    with eval_mode(model), torch.no_grad():
+        return model(input_ids=ids.to(model_device(model))).logits[0, -1].float().cpu().tolist()
