@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,17 +92,12 @@ def split_holdout(src: str, n: int, seed: int, out_dir: Path) -> tuple[Path, int
 
 
 def evaluate(model: str, adapter: Optional[str], data: Path, out: Path) -> dict:
-    from medqa.evaluation.pipeline import load_eval_records, load_model_for_eval
-    from medqa.evaluation.report import write_markdown_report
-    from medqa.evaluation.runner import evaluate_model
+    """`medqa evaluate`'s core on the holdout, every question also scored with its options rotated."""
+    from medqa.evaluation.command import EvaluateSettings, run_evaluation
 
-    records, _ = load_eval_records(str(data), None)
-    model_obj, tokenizer, _ = load_model_for_eval(model, adapter, load_in_4bit=False)
-    report, _ = evaluate_model(model_obj, tokenizer, records, consistency_n=len(records))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
-    write_markdown_report(report, out / "report.md")
-    return report
+    settings = EvaluateSettings(data=str(data), model=model, adapter=adapter, output=str(out / "report.json"),
+                                consistency=sys.maxsize)
+    return run_evaluation(settings)[1]
 
 
 def tune(config_path: Path) -> dict:
@@ -176,8 +172,7 @@ def _send_library_logs_to(path: Path) -> None:
 
 
 def run_demo(args) -> int:
-    import ray
-
+    from medqa import runtime
     from medqa.config import load_config, save_config
 
     run = DemoRun(Path(args.output or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve())
@@ -191,11 +186,8 @@ def run_demo(args) -> int:
     ])
     config_path = save_config(cfg, run.run_dir / "config.yaml")
     _send_library_logs_to(run.run_dir / "demo.log")
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    try:
+    with runtime.session(num_cpus=4, worker_logs=False):
         _run_stages(run, cfg, config_path, holdout)
-    finally:
-        ray.shutdown()
     report = write_report(run)
     from medqa.demo_report import print_summary
 

@@ -1,13 +1,14 @@
 """`medqa evaluate`: score a model (optionally + LoRA adapter) on MCQ data and write a report.
 
-Light at import (argparse only); the handler imports torch and friends.
+Light at import (argparse and the settings); the handler imports torch and friends.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
-DEFAULT_OUTPUT_DIR = "runs/eval"
+from medqa.evaluation.command import DEFAULT_OUTPUT_DIR, EvaluateSettings
 
 
 def register(sub) -> None:
@@ -60,6 +61,10 @@ def _non_negative_int(text: str) -> int:
 
 
 def evaluate_command(args) -> int:
-    from medqa.evaluation.pipeline import run_evaluation
+    from medqa.console import emit_json
+    from medqa.evaluation.command import run_evaluation
 
-    return run_evaluation(args)
+    names = {f.name for f in dataclasses.fields(EvaluateSettings)} - {"plots"}
+    settings = EvaluateSettings(**{name: getattr(args, name) for name in names}, plots=not args.no_plots)
+    emit_json(run_evaluation(settings)[0])
+    return 0

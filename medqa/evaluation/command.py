@@ -1,4 +1,5 @@
-"""The `medqa evaluate` shell: read data, load the model, score, write report files.
+"""The `medqa evaluate` command's core: typed settings in; data read, model loaded, questions
+scored, report files written. The CLI, the demo and the tests call `run_evaluation`.
 
 All numbers come from `runner` (MCQ), `generation` (explanations) and
 `analysis` (error patterns); this module only wires files and models together.
@@ -9,12 +10,34 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from medqa.console import emit_json, err
+from medqa.console import err
 
 MAX_REJECTIONS_LISTED = 20
+DEFAULT_OUTPUT_DIR = "runs/eval"
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """One evaluation (the `medqa evaluate` flags; their help is in `evaluation/cli.py`)."""
+
+    data: str
+    model: Optional[str] = None  # default: the adapter's base model, else smollm2-135m
+    adapter: Optional[str] = None
+    limit: Optional[int] = None
+    output: Optional[str] = None  # default: DEFAULT_OUTPUT_DIR/<model>-<time>/report.json
+    method: str = "letter"
+    batch_size: int = 8
+    load_in_4bit: bool = False
+    consistency: int = 100
+    generation: int = 0
+    max_new_tokens: int = 96
+    threads: Optional[int] = None
+    run_dir: Optional[str] = None
+    plots: bool = True
 
 
 def load_eval_records(src: str, limit: Optional[int]) -> tuple[list, dict]:
@@ -73,50 +96,50 @@ def load_model_for_eval(model_name: Optional[str], adapter: Optional[str], load_
 
 
 def default_output(model_name: str) -> Path:
-    from medqa.evaluation.cli import DEFAULT_OUTPUT_DIR
-
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(model_name).name or model_name)
     return Path(DEFAULT_OUTPUT_DIR) / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}" / "report.json"
 
 
-def run_evaluation(args) -> int:
+def run_evaluation(settings: EvaluateSettings) -> tuple[dict, dict]:
+    """(summary, report): the summary is what `medqa evaluate` prints last; the report is the
+    JSON written to `settings.output` (the Markdown report and plots go beside it)."""
     from medqa.evaluation.analysis import error_analysis
     from medqa.evaluation.runner import evaluate_model
 
+    s = settings
     started = time.perf_counter()
-    if args.threads:
+    if s.threads:
         import torch
 
-        torch.set_num_threads(args.threads)
-    records, data_summary = load_eval_records(args.data, args.limit)
+        torch.set_num_threads(s.threads)
+    records, data_summary = load_eval_records(s.data, s.limit)
     if data_summary["rejected"]:
         err.print(f"[yellow]{data_summary['rejected']} malformed row(s) skipped[/] (listed in the report)")
-    err.print(f"evaluating {len(records)} question(s) from {args.data}")
-    model, tokenizer, model_name = load_model_for_eval(args.model, args.adapter, args.load_in_4bit)
+    err.print(f"evaluating {len(records)} question(s) from {s.data}")
+    model, tokenizer, model_name = load_model_for_eval(s.model, s.adapter, s.load_in_4bit)
     report, _ = evaluate_model(
-        model, tokenizer, records, method=args.method, batch_size=args.batch_size,
-        consistency_n=args.consistency, progress=True,
+        model, tokenizer, records, method=s.method, batch_size=s.batch_size,
+        consistency_n=s.consistency, progress=True,
     )
-    report.update(model=model_name, adapter=args.adapter, load_in_4bit=args.load_in_4bit, data=data_summary)
-    if args.generation:
+    report.update(model=model_name, adapter=s.adapter, load_in_4bit=s.load_in_4bit, data=data_summary)
+    if s.generation:
         from medqa.evaluation.generation import evaluate_generation
 
         report["generation"] = evaluate_generation(
-            model, tokenizer, records, args.generation, max_new_tokens=args.max_new_tokens, progress=True
+            model, tokenizer, records, s.generation, max_new_tokens=s.max_new_tokens, progress=True
         )
     report["error_analysis"] = error_analysis(report, records)
     report["seconds_wall"] = time.perf_counter() - started  # data, model load, scoring, extras
-    output = Path(args.output) if args.output else default_output(model_name)
+    output = Path(s.output) if s.output else default_output(model_name)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2, default=str) + "\n")
     summary = dict(accuracy=report["accuracy"], n=report["n"], report=str(output),
                    baselines=report["baselines"], ece=report["ece"],
                    seconds_per_question=report["seconds_per_question"], rejected=data_summary["rejected"])
-    if not args.no_plots:
+    if s.plots:
         from medqa.evaluation.report import write_markdown_report
 
-        summary["markdown"] = str(write_markdown_report(report, output.with_suffix(".md"), run_dir=args.run_dir))
+        summary["markdown"] = str(write_markdown_report(report, output.with_suffix(".md"), run_dir=s.run_dir))
     err.print(f"accuracy {report['accuracy']:.3f} on {report['n']} (chance {report['baselines']['chance']:.2f}, "
               f"majority {report['baselines']['majority']:.3f}); report: {output}")
-    emit_json(summary)
-    return 0
+    return summary, report
