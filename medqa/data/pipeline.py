@@ -231,15 +231,6 @@ def _input_dataset(items: list[tuple[int, int, str]], parallelism: int):
     return ray.data.from_arrow([table.slice(i, step) for i in range(0, max(len(items), 1), step)])
 
 
-def _ensure_ray() -> bool:
-    import ray
-
-    if ray.is_initialized():
-        return False
-    ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
-    return True
-
-
 def _raise_user_error(exc: BaseException) -> None:
     """Strict-mode rejections surface from a worker wrapped by Ray; unwrap to one ValueError."""
     import re
@@ -252,14 +243,10 @@ def _raise_user_error(exc: BaseException) -> None:
 
 def run_pipeline(cfg: Config, parallelism: Optional[int] = None) -> dict:
     """Run preprocessing on Ray Data (starting a local Ray if none is running); returns the summary."""
-    import ray
+    from medqa import runtime
 
-    started = _ensure_ray()
-    try:
+    with runtime.session(worker_logs=False):
         return _run_ray(cfg, parallelism)
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def _run_ray(cfg: Config, parallelism: Optional[int]) -> dict:

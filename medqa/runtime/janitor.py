@@ -20,11 +20,11 @@ from __future__ import annotations
 import time
 
 import ray
-from ray.experimental import internal_kv
-from ray.train.v2._internal.execution.callback import ControllerCallback, WorkerGroupCallback
 from ray.tune import Callback
 
-_NAMESPACE = "medqa_tune_pg"
+from medqa.runtime import private
+
+ControllerCallback, WorkerGroupCallback = private.train_callback_bases()
 
 
 class RecordPlacementGroup(ControllerCallback, WorkerGroupCallback):
@@ -40,7 +40,7 @@ class RecordPlacementGroup(ControllerCallback, WorkerGroupCallback):
     def after_worker_group_start(self, worker_group) -> None:
         pg = worker_group.get_worker_group_state().placement_group_handle.placement_group
         key = f"{self.search_id}/{pg.id.hex()}"
-        internal_kv._internal_kv_put(key, self._controller_id or "", namespace=_NAMESPACE)
+        private.kv_put(key, self._controller_id or "")
 
 
 class ReleaseOrphanedPlacementGroups(Callback):
@@ -67,14 +67,14 @@ class ReleaseOrphanedPlacementGroups(Callback):
 def sweep(search_id: str) -> int:
     """Remove the recorded groups whose controller is dead; returns how many."""
     released = 0
-    for key in internal_kv._internal_kv_list(search_id + "/", namespace=_NAMESPACE):
-        controller = internal_kv._internal_kv_get(key, namespace=_NAMESPACE)
+    for key in private.kv_keys(search_id + "/"):
+        controller = private.kv_get(key)
         # Only a controller the GCS reports DEAD loses its group: an unknown or
         # unanswered lookup (a loaded GCS) must never kill a live trial.
-        if not controller or not _actor_dead(controller.decode()):
+        if not controller or not private.actor_dead(controller.decode()):
             continue
-        _remove_group(key.decode().rsplit("/", 1)[1])
-        internal_kv._internal_kv_del(key, namespace=_NAMESPACE)
+        private.remove_placement_group(key.decode().rsplit("/", 1)[1])
+        private.kv_delete(key)
         released += 1
     return released
 
@@ -84,24 +84,8 @@ def release_orphans(search_id: str, wait_s: float) -> int:
     released, deadline = 0, time.monotonic() + wait_s
     while True:
         released += sweep(search_id)
-        left = internal_kv._internal_kv_list(search_id + "/", namespace=_NAMESPACE)
+        left = private.kv_keys(search_id + "/")
         if not left or time.monotonic() > deadline:
             return released
         time.sleep(0.5)
 
-
-def _actor_dead(actor_id: str) -> bool:
-    try:
-        info = ray._private.state.actors(actor_id)
-    except Exception:  # noqa: BLE001 - GCS busy or unreachable: decide later
-        return False
-    return bool(info) and info.get("State") == "DEAD"
-
-
-def _remove_group(pg_hex: str) -> None:
-    from ray._raylet import PlacementGroupID
-    from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
-
-    pg = PlacementGroup(PlacementGroupID(bytes.fromhex(pg_hex)))
-    if placement_group_table(pg).get("state") not in (None, "REMOVED"):
-        remove_placement_group(pg)

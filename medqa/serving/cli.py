@@ -67,6 +67,7 @@ def handle(args) -> int:
     import ray
     from ray import serve
 
+    from medqa import runtime
     from medqa.console import emit_json, err
 
     what = plan(args.config, parse_build_overrides(args.overrides), args.host, args.port)
@@ -76,7 +77,7 @@ def handle(args) -> int:
     def stop(signum, frame):  # SIGTERM behaves like Ctrl-C: unwind into the finally below
         raise KeyboardInterrupt
 
-    ray.init(address=args.address, include_dashboard=False)
+    runtime.connect(address=args.address)
     signal.signal(signal.SIGTERM, stop)  # after ray.init, which installs its own fatal-signal handler
     started, status = time.time(), "stopped"
     try:
@@ -103,11 +104,12 @@ def deploy(what: dict, http: dict) -> list[str]:
     from ray import serve
 
     if what["kind"] == "deploy":
-        from ray.serve._private.api import serve_start
         from ray.serve.schema import ServeDeploySchema
 
+        from medqa.runtime import private
+
         schema = ServeDeploySchema.model_validate(what["schema"])
-        client = serve_start(http_options=http, proxy_location=schema.proxy_location)
+        client = private.serve_start(http, schema.proxy_location)
         client.deploy_apps(schema, _blocking=False)  # exactly what `serve run config.yaml` does
         return [a.name for a in schema.applications]
     from medqa.serving.app import BuildArgs, build_app

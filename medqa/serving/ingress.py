@@ -93,15 +93,16 @@ def _discard(task: asyncio.Future) -> None:
 @serve.ingress(app)
 class MedQAIngress:
     def __init__(self, model: DeploymentHandle, safety: DeploymentHandle, serving: dict, model_name: str):
-        from ray.serve.context import _get_global_client
         from ray.serve.metrics import Counter
+
+        from medqa.runtime import private
 
         self.model, self.safety = model, safety
         self.serving = ServingConfig(**serving)
         self.model_name = model_name
         api_key = read_api_key(self.serving)
         # The proxy's bind address, as the controller holds it (a Serve config's http_options).
-        refuse_open_server(self.serving, _get_global_client().http_config.host, api_key)
+        refuse_open_server(self.serving, private.serve_proxy_host(), api_key)
         app.state.gate = GateSettings(api_key=api_key, max_body_bytes=self.serving.max_body_bytes)
         self.decisions = Counter("medqa_requests", description="Requests by endpoint and safety decision.",
                                  tag_keys=("endpoint", "decision"))

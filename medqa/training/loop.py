@@ -1,6 +1,6 @@
 """The Ray Train worker loop: the only code that touches `ray.train`.
 
-It rebuilds the `Config` from a plain dict, takes the data pipeline's token
+It receives one typed `LoopConfig`, takes the data pipeline's token
 tables from Ray's object store (the driver put them there once; workers on
 one node share that memory), builds the HF `Trainer` from pure pieces in
 `medqa.training.hf` (it samples the rows and deals the batches to the
@@ -16,19 +16,34 @@ from __future__ import annotations
 import os
 import tempfile
 from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Optional
 
-from medqa.config import from_dict
+from medqa.config import Config
 
 
-def train_loop_per_worker(loop_config: dict) -> Optional[dict]:
+@dataclass(frozen=True)
+class LoopConfig:
+    """What every worker receives (`trainer.make_loop_config` builds it on the driver)."""
+
+    cfg: Config
+    data: dict  # split -> object ref of its Arrow token table (`trainer.share`)
+    max_steps: int
+    mcq_records: tuple = ()  # validation questions, as MCQRecord dicts, for eval_accuracy
+    resume_path: Optional[str] = None  # a checkpoint to start from when Ray restores none
+    fail_marker: Optional[str] = None  # FailOnceCallback's marker (training.fail_at_step)
+    logging_dir: Optional[str] = None  # TensorBoard, rank 0 only
+    deepspeed_config: Optional[dict] = None
+
+
+def train_loop_per_worker(loop: LoopConfig) -> Optional[dict]:
     import ray.train
 
     from medqa.training import hf
 
-    trainer = worker_trainer(loop_config)
+    trainer = worker_trainer(loop)
     with ExitStack() as stack:
-        resume = _resume_dir(stack, ray.train.get_checkpoint(), loop_config.get("resume_path"))
+        resume = _resume_dir(stack, ray.train.get_checkpoint(), loop.resume_path)
         resumed_from = hf.checkpoint_step(resume)
         output = trainer.train(resume_from_checkpoint=resume)
     # Ray returns rank 0's value as `Result.return_value`: where this attempt
@@ -41,7 +56,7 @@ def train_loop_per_worker(loop_config: dict) -> Optional[dict]:
     return {"resumed_from_step": resumed_from, "train_metrics": output.metrics, "probe": probe}
 
 
-def worker_trainer(loop_config: dict):
+def worker_trainer(loop: LoopConfig):
     """This worker's HF `Trainer`, ready to train or evaluate, with Ray's report callback."""
     import ray.train
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
@@ -50,7 +65,7 @@ def worker_trainer(loop_config: dict):
     from medqa.modeling.loading import load_tokenizer
     from medqa.training import hf
 
-    cfg = from_dict(loop_config["config"])
+    cfg = loop.cfg
     if cfg.training.strategy == "deepspeed" and not cfg.training.use_gpu:
         # DeepSpeed picks its accelerator at import; without a GPU it must be told.
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
@@ -61,9 +76,9 @@ def worker_trainer(loop_config: dict):
     args = hf.training_arguments(
         cfg,
         output_dir=tempfile.mkdtemp(prefix=f"medqa-rank{rank}-"),
-        max_steps=loop_config["max_steps"],
-        logging_dir=loop_config.get("logging_dir") if rank == 0 else None,
-        deepspeed_config=loop_config.get("deepspeed_config"),
+        max_steps=loop.max_steps,
+        logging_dir=loop.logging_dir if rank == 0 else None,
+        deepspeed_config=loop.deepspeed_config,
     )
     if args.deepspeed:
         import deepspeed
@@ -72,11 +87,11 @@ def worker_trainer(loop_config: dict):
         # load reads the world size from it (accelerate does this itself on GPUs only).
         deepspeed.init_distributed()
     model = hf.build_model(cfg)
-    tables = {split: ray.get(ref) for split, ref in loop_config["data"].items()}
+    tables = {split: ray.get(ref) for split, ref in loop.data.items()}
     trainer = hf.make_trainer(
         args, model, tokenizer, tables["train"], tables["validation"],
-        callbacks=hf.callbacks(cfg, loop_config.get("fail_marker")) + [RayTrainReportCallback()],
-        mcq_records=[MCQRecord.from_dict(r) for r in loop_config.get("mcq_records", [])],
+        callbacks=hf.callbacks(cfg, loop.fail_marker) + [RayTrainReportCallback()],
+        mcq_records=[MCQRecord.from_dict(r) for r in loop.mcq_records],
     )
     # A no-op for map-style datasets; kept so Ray Data iterables would also work here.
     return prepare_trainer(trainer)

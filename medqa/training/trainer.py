@@ -21,15 +21,16 @@ state), TensorBoard events (`tensorboard/`) and `progress.csv`.
 from __future__ import annotations
 
 import csv
+import functools
 import json
-import logging
 import os
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from medqa.config import Config, to_dict
+from medqa.config import Config
 from medqa.training.batching import pack_table, total_steps
+from medqa.training.loop import LoopConfig, train_loop_per_worker
 
 TOKEN_COLUMNS = ["input_ids", "labels", "length"]
 RECORD_COLUMNS = ["id", "question", "options", "answer_index", "explanation", "subject", "topic"]
@@ -145,17 +146,16 @@ def mcq_records(data_dir: Path, limit: int) -> list[dict]:
 # ---------------------------------------------------------------- trainer
 
 
-def build_trainer(cfg: Config, loop_config: dict, run_name: str, callbacks: Sequence = ()):
-    """The TorchTrainer for `cfg`; `callbacks` join its RunConfig (Tune adds its reporter here)."""
+def build_trainer(cfg: Config, loop: LoopConfig, run_name: str, callbacks: Sequence = ()):
+    """The TorchTrainer for `cfg`; `callbacks` join its RunConfig (Tune adds its reporter here).
+    The workers get `loop` bound to their function, not as Ray's `train_loop_config` dict
+    (which Ray also copies into its dashboard state)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from medqa.training.loop import train_loop_per_worker
-
     t = cfg.training
     return TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config=loop_config,
+        functools.partial(train_loop_per_worker, loop),
         torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
                                      resources_per_worker={"CPU": t.cpus_per_worker}),
@@ -172,22 +172,22 @@ def build_trainer(cfg: Config, loop_config: dict, run_name: str, callbacks: Sequ
 
 
 def make_loop_config(cfg: Config, run_name: str, data: dict, rows: int, resume_path: Optional[str],
-                     records: list[dict]) -> dict:
+                     records: list[dict]) -> LoopConfig:
     """What every worker receives: the config, the data's object refs (`share`), the schedule."""
     from medqa.training.deepspeed import deepspeed_config
 
     run_dir = Path(storage_root(cfg)) / run_name
     local = not is_uri(cfg.training.storage_path)
-    return {
-        "config": to_dict(cfg),
-        "data": data,
-        "max_steps": total_steps(rows, cfg.training),
-        "resume_path": resume_path,
-        "mcq_records": records,
-        "fail_marker": str(run_dir / FAIL_MARKER) if local else None,
-        "logging_dir": str(run_dir / "tensorboard") if local else None,
-        "deepspeed_config": deepspeed_config(cfg) if cfg.training.strategy == "deepspeed" else None,
-    }
+    return LoopConfig(
+        cfg=cfg,
+        data=data,
+        max_steps=total_steps(rows, cfg.training),
+        resume_path=resume_path,
+        mcq_records=tuple(records),
+        fail_marker=str(run_dir / FAIL_MARKER) if local else None,
+        logging_dir=str(run_dir / "tensorboard") if local else None,
+        deepspeed_config=deepspeed_config(cfg) if cfg.training.strategy == "deepspeed" else None,
+    )
 
 
 def fit(cfg: Config) -> dict[str, Any]:
@@ -201,17 +201,17 @@ def run_training(cfg: Config) -> tuple[dict[str, Any], Any]:
     run_name, resume_path = resolve_run(cfg)
     tables = load_tables(cfg, data_dir)
     records = mcq_records(data_dir, cfg.training.eval_mcq_limit)
-    loop_config = make_loop_config(cfg, run_name, share(tables), tables["train"].num_rows, resume_path, records)
+    loop = make_loop_config(cfg, run_name, share(tables), tables["train"].num_rows, resume_path, records)
     started = time.perf_counter()
-    result = build_trainer(cfg, loop_config, run_name).fit()
-    summary = summarise(result, loop_config, time.perf_counter() - started)
+    result = build_trainer(cfg, loop, run_name).fit()
+    summary = summarise(result, loop, time.perf_counter() - started)
     returned = result.return_value or {}
     summary["resumed_from_step"] = returned.get("resumed_from_step")
     summary["train_runtime_s"] = returned.get("train_metrics", {}).get("train_runtime")
     return summary, result
 
 
-def summarise(result, loop_config: dict, seconds: float) -> dict[str, Any]:
+def summarise(result, loop: LoopConfig, seconds: float) -> dict[str, Any]:
     if result.checkpoint is None:
         raise RuntimeError("training finished without a checkpoint")
     adapter_dir = local_adapter_dir(result.checkpoint, Path(result.path) if not is_uri(result.path) else None)
@@ -224,7 +224,7 @@ def summarise(result, loop_config: dict, seconds: float) -> dict[str, Any]:
         "run_dir": str(result.path),
         "metrics": final_metrics(state["log_history"]),
         "global_step": state["global_step"],
-        "max_steps": loop_config["max_steps"],
+        "max_steps": loop.max_steps,
         "best_checkpoints": best,
         "progress_csv": str(csv_path) if csv_path else None,
         "wall_time_s": round(seconds, 1),
@@ -253,21 +253,7 @@ def final_metrics(log_history: list[dict]) -> dict[str, float]:
 
 def init_ray(cfg: Config) -> None:
     """Connect to `RAY_ADDRESS` (e.g. under `ray job submit`) or start a local Ray sized for the run."""
-    import ray
+    from medqa import runtime
 
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"])
-        return
     needed = cfg.training.num_workers * cfg.training.cpus_per_worker + 1
-    ray.init(num_cpus=max(os.cpu_count() or 1, needed), include_dashboard=False,
-             runtime_env={"worker_process_setup_hook": quiet_placement_group_cleaner})
-
-
-def quiet_placement_group_cleaner() -> None:
-    """Worker setup hook for a local Ray without a dashboard: Ray Train's PlacementGroupCleaner
-    asks the dashboard's state API whether the controller lives, and without one it warns about
-    that every second of the run. Its job is done here by Ray at driver exit, and for stopped
-    Tune trials by medqa.tuning.janitor."""
-    logging.getLogger("ray.train.v2._internal.execution.controller.placement_group_cleaner").setLevel(logging.ERROR)
+    runtime.connect(num_cpus=max(os.cpu_count() or 1, needed))

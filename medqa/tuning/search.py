@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from medqa.config import Config, TrainingConfig, TuningConfig, from_dict, load_config, save_config, to_dict
+from medqa.runtime import private
 from medqa.tuning import results as res
 from medqa.tuning.space import LOOP_KEY, best_config, grid_size, resolved_params, to_param_space, trial_config
 
@@ -62,16 +63,16 @@ def run_trial(config: dict, base: dict, data: dict, rows: int, records: list, tr
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    from medqa.runtime.janitor import RecordPlacementGroup
     from medqa.training.trainer import build_trainer, make_loop_config
-    from medqa.tuning.janitor import RecordPlacementGroup
 
     cfg = trial_config(from_dict(base), config[LOOP_KEY])
     cfg.training.storage_path = trial_root
     # A fresh Train run per attempt: V2 would otherwise resume a restored
     # trial's old run from its checkpoint while Tune counts iterations from 1.
     run_name = f"{tune.get_context().get_trial_id()}-{time.strftime('%Y%m%d-%H%M%S')}"
-    loop_config = make_loop_config(cfg, run_name, data, rows, None, records)
-    trainer = build_trainer(cfg, loop_config, run_name,
+    loop = make_loop_config(cfg, run_name, data, rows, None, records)
+    trainer = build_trainer(cfg, loop, run_name,
                             callbacks=[TuneReportCallback(), RecordPlacementGroup(search_id)])
     trainer.fit()
 
@@ -111,7 +112,7 @@ def _search_alg(t: TuningConfig, seed: int, max_concurrent: int):
 
 
 def _callbacks(cfg: Config, search_id: str, extra: Sequence[Any]) -> list:
-    from medqa.tuning.janitor import ReleaseOrphanedPlacementGroups
+    from medqa.runtime.janitor import ReleaseOrphanedPlacementGroups
 
     callbacks: list = [ReleaseOrphanedPlacementGroups(search_id)]
     if cfg.wandb.enabled and cfg.wandb.mode != "disabled":
@@ -199,7 +200,7 @@ def run_search(cfg: Config, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
         tuner = build_tuner(cfg, search_dir, name, callbacks)
     started = time.perf_counter()
     grid = tuner.fit()
-    from medqa.tuning.janitor import release_orphans
+    from medqa.runtime.janitor import release_orphans
 
     # An interrupted search ends without Tune's end-of-experiment callbacks.
     release_orphans(name, wait_s=15.0)
@@ -211,7 +212,7 @@ def run_search(cfg: Config, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
 
 def collect(grid, t: TuningConfig) -> list[res.TrialOutcome]:
     """Plain `TrialOutcome`s from Tune's `ResultGrid`."""
-    statuses = _tune_statuses(Path(grid.experiment_path))
+    statuses = private.tune_saved_statuses(Path(grid.experiment_path))
     outcomes = []
     for result in grid:
         df = result.metrics_dataframe
@@ -227,23 +228,6 @@ def collect(grid, t: TuningConfig) -> list[res.TrialOutcome]:
             tune_status=statuses.get(trial_id),
         ))
     return outcomes
-
-
-def _tune_statuses(search_dir: Path) -> dict[str, str]:
-    """Trial id → status as saved in Tune's latest experiment state (what `Tuner.restore` reads).
-
-    The in-memory `ResultGrid` marks trials cut off by an interrupt as
-    terminated; the saved state keeps them RUNNING, so they rerun on restore.
-    """
-    # Named by start time; mtimes are useless (storage sync touches every file).
-    states = sorted(search_dir.glob("experiment_state-*.json"))
-    if not states:
-        return {}
-    statuses = {}
-    for trial_json, *_ in json.loads(states[-1].read_text()).get("trial_data", []):
-        trial = json.loads(trial_json) if isinstance(trial_json, str) else trial_json
-        statuses[trial.get("trial_id")] = trial.get("status")
-    return statuses
 
 
 def expected_trials(t: TuningConfig) -> int:
