@@ -31,7 +31,7 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15   # the slowest tests, to keep the suite near 15 minutes
 
 test-fast: $(STAMP)
 	$(BIN)/ruff check .

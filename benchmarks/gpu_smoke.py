@@ -11,7 +11,8 @@
 
 Stages, each through the project's own entry points:
   1. QLoRA with DDP: `medqa.training.trainer.run_training`, one worker per GPU (4-bit NF4 base).
-  2. The same with DeepSpeed ZeRO-3 (4-bit weights stored in the compute dtype).
+  2. The same with DeepSpeed ZeRO-3 (4-bit weights stored in the compute dtype), where a
+     worker fails once after a mid-run checkpoint and the run resumes from it.
   3. Evaluation of the DDP adapter on the held-out validation split, scored by 2 Ray Data
      actors with the evaluation core (`score_records`, `build_report`).
   4. `serve_configs/gpu.yaml` deployed as `medqa serve --config` deploys it (`cli.plan`, then
@@ -95,15 +96,21 @@ def train_overrides(args, strategy: str, workers: int, workdir: Path) -> list[st
         # One evaluation and one checkpoint, at the last step.
         "training.eval_steps": args.steps,
         "training.save_steps": args.steps,
-        # The same number of questions for every rank (under ZeRO-3 each forward pass is a
-        # collective that all ranks join).
-        "training.eval_mcq_limit": workers * BATCH_SIZE,
+        # One rank gets a question more than the others: under ZeRO-3 every forward pass is a
+        # collective, and uneven shares are what hung the first runs.
+        "training.eval_mcq_limit": workers * BATCH_SIZE + 1,
         "training.storage_path": str(workdir / "runs"),
         "training.run_name": strategy,
         "training.max_failures": 0,  # a smoke run should fail loudly, not retry
     }
     if strategy == "zero3":
         values["training.zero_stage"] = 3
+        if args.steps >= 2:
+            # A worker dies once, right after a mid-run checkpoint: the run must resume from it
+            # (DeepSpeed's partitioned optimizer state included) and still finish.
+            half = args.steps // 2
+            values.update({"training.eval_steps": half, "training.save_steps": half,
+                           "training.fail_at_step": half + 1, "training.max_failures": 1})
     if args.cpu:
         # The in-training evaluation reads the whole validation split: about 95 questions of
         # the dev file instead of 318, which on CPU took longer than the steps themselves.
@@ -222,6 +229,7 @@ def train_stage(overrides: list[str]) -> dict:
         "eval_accuracy": metrics.get("eval_accuracy"),
         "train_s": summary["wall_time_s"],  # fit() wall time: worker start, model load, steps, save
         "train_runtime_s": summary["train_runtime_s"],  # the HF Trainer's own loop
+        "resumed_from_step": summary["resumed_from_step"],  # after the injected failure (ZeRO-3)
         "checkpoint": summary["checkpoint"],
     }
 
@@ -230,7 +238,7 @@ class _Scorer:
     """A Ray Data actor: loads the model (+ adapter) once as `medqa evaluate` does, scores batches."""
 
     def __init__(self, model: str, adapter: Optional[str], load_in_4bit: bool):
-        from medqa.evaluation.pipeline import load_model_for_eval
+        from medqa.evaluation.command import load_model_for_eval
 
         self.model, self.tokenizer, _ = load_model_for_eval(model, adapter, load_in_4bit)
 

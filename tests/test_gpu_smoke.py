@@ -62,6 +62,18 @@ def test_both_strategies_reach_the_steps_with_finite_losses(figures, strategy):
     assert figures["workers"] == 2
 
 
+def test_zero3_resumes_after_its_worker_failure_and_saves_a_whole_adapter(figures):
+    from safetensors.torch import load_file
+
+    run = figures["zero3"]
+    assert run["resumed_from_step"] == STEPS // 2  # the failure at the next step resumed from here
+    assert figures["ddp"]["resumed_from_step"] is None
+    checkpoint = Path(run["checkpoint"])
+    assert any(checkpoint.glob("global_step*/*optim_states.pt"))  # ZeRO's partitioned optimizer state
+    weights = load_file(str(checkpoint / "adapter_model.safetensors"))
+    assert weights and all(t.numel() > 0 for t in weights.values())  # gathered whole, not empty shards
+
+
 def test_eval_scores_the_expected_rows_on_two_workers(figures):
     ev = figures["eval"]
     assert ev["rows"] == ev["rows_expected"] == EVAL_LIMIT
