@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from medqa.data.prompts import open_question_prompt
-from medqa.modeling.modes import eval_mode, model_device, pad_token_id
+from medqa.modeling.modes import ensure_pad_token, eval_mode, model_device, pad_token_id
 
 # The template's own markers: an answer that reaches one has started a new question.
 DEFAULT_STOP = ("\nQuestion:", "\nChoices:")
@@ -84,8 +84,7 @@ class InferencePipeline:
         self.model = model
         self.tokenizer = tokenizer
         self.options = options or GenerationOptions()
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token  # the pad rule of medqa.modeling.modes
+        ensure_pad_token(tokenizer)
 
     def prompt_tokens(self, question: str, concise: bool = False) -> int:
         """Tokens of the prompt `generate` builds for this question."""

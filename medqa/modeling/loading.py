@@ -19,6 +19,7 @@ from filelock import FileLock
 
 from medqa.config import ModelConfig
 from medqa.modeling.devices import Device, DeviceMap, compute_dtype, device_map_for
+from medqa.modeling.modes import ensure_pad_token
 from medqa.modeling.presets import TINY_LLAMA, get_preset
 
 if TYPE_CHECKING:
@@ -129,9 +130,7 @@ def load_tokenizer(cfg: ModelConfig | str) -> "PreTrainedTokenizerBase":
     cfg = ModelConfig(name=cfg) if isinstance(cfg, str) else cfg
     path = resolve_checkpoint(cfg.name, cfg.cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
+    return ensure_pad_token(tokenizer)
 
 
 def load_model(cfg: ModelConfig | str, device_map: DeviceMap = None, zero3: bool = False) -> "PreTrainedModel":

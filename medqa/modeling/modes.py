@@ -30,9 +30,17 @@ def model_device(model) -> "torch.device":
     return next(model.parameters()).device
 
 
+def ensure_pad_token(tokenizer):
+    """Give a tokenizer without a pad token its end-of-sequence token as one (batched
+    tokenisation needs it); returns the tokenizer."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
 def pad_token_id(tokenizer) -> int:
     """The id batches are padded with: the tokenizer's pad token, else its end of sequence
-    (which `load_tokenizer` also makes the pad token), else 0."""
+    (what `ensure_pad_token` makes the pad token), else 0."""
     for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id):
         if tid is not None:
             return tid
