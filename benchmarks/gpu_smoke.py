@@ -10,7 +10,7 @@
     .venv/bin/python benchmarks/gpu_smoke.py --address auto
 
 Stages, each through the project's own entry points:
-  1. QLoRA with DDP: `medqa.training.trainer.run_training`, one worker per GPU (4-bit NF4 base).
+  1. QLoRA with DDP: `medqa.training.driver.run_training`, one worker per GPU (4-bit NF4 base).
   2. The same with DeepSpeed ZeRO-3 (4-bit weights stored in the compute dtype), where a
      worker fails once after a mid-run checkpoint and the run resumes from it.
   3. Evaluation of the DDP adapter on the held-out validation split, scored by 2 Ray Data
@@ -195,7 +195,7 @@ def connect_ray(address: Optional[str]) -> bool:
         ray.init(address=address, runtime_env={"env_vars": OFFLINE_ENV})
         return True
     from medqa.config import load_config
-    from medqa.training.trainer import init_ray
+    from medqa.training.driver import init_ray
 
     init_ray(load_config())  # sized for the default 2 workers, or every core; GPUs auto-detected
     return True
@@ -216,7 +216,7 @@ def device_figures(cpu: bool) -> dict:
 
 def train_stage(overrides: list[str]) -> dict:
     from medqa.config import load_config
-    from medqa.training.trainer import run_training
+    from medqa.training.driver import run_training
 
     summary, _ = run_training(load_config(None, overrides))
     state = json.loads((Path(summary["checkpoint"]) / "trainer_state.json").read_text())
@@ -267,7 +267,7 @@ def eval_stage(args, data_dir: Path, adapter: Optional[str], gpus: int) -> dict:
     from medqa.data.record import MCQRecord
     from medqa.evaluation.runner import build_report
     from medqa.modeling.scoring import MCQScore
-    from medqa.training.trainer import mcq_records
+    from medqa.training.driver import mcq_records
 
     if __name__ != "__main__":
         # Imported (the test does): ship `_Scorer` by value, as for a script; Ray's workers
@@ -433,7 +433,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         # Without a DDP adapter (its stage failed) the base model is evaluated.
         adapter = ddp["checkpoint"] if ddp else None
         _stage(figures, "eval", lambda: eval_stage(args, workdir / "data", adapter, device["gpu_count"]))
-        from medqa.training.trainer import mcq_records
+        from medqa.training.driver import mcq_records
 
         _stage(figures, "serve", lambda: serve_stage(args, mcq_records(workdir / "data", args.requests), workdir))
         figures["workdir"] = str(workdir)

@@ -91,7 +91,7 @@ def main() -> int:
 
     import ray
 
-    from medqa.data.pipeline import run_pipeline, run_plain, tokenizer_path
+    from medqa.data.preprocess import preprocess_in_process, preprocess_on_ray, tokenizer_path
 
     with tempfile.TemporaryDirectory(prefix="medqa-bench-") as tmp:
         tmp = Path(tmp)
@@ -104,8 +104,8 @@ def main() -> int:
         # so the minimum is the least disturbed measurement of each.
         plains, rays = [], []
         for i in range(args.repeats):
-            plains.append(run_plain(_config(tmp / "rows.jsonl", tmp / f"plain{i}"), progress=False))
-            rays.append(run_pipeline(_config(tmp / "rows.jsonl", tmp / f"ray{i}")))
+            plains.append(preprocess_in_process(_config(tmp / "rows.jsonl", tmp / f"plain{i}"), progress=False))
+            rays.append(preprocess_on_ray(_config(tmp / "rows.jsonl", tmp / f"ray{i}")))
         ray.shutdown()
     load = os.getloadavg()[1]  # 5-minute load average over the timed runs
     plain = min(plains, key=lambda s: s["seconds"])

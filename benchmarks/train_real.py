@@ -65,7 +65,7 @@ def main() -> None:
 
     from medqa.config import load_config
     from medqa.data.sources import read_records
-    from medqa.training.trainer import init_ray, run_training
+    from medqa.training.driver import init_ray, run_training
 
     work = Path(tempfile.mkdtemp(prefix="medqa-real-"))
     train_src, heldout = split_heldout(a.heldout, work)

@@ -40,12 +40,12 @@ SHARED = REPO.parent / "shared" / "data" / "medmcqa_dev_public.jsonl"
 def prepare(rows: int, out: Path, overrides: list[str]) -> list[str]:
     """Write the first `rows` shared rows through the pipeline; the overrides every run then uses."""
     from medqa.config import load_config
-    from medqa.data.pipeline import run_pipeline
+    from medqa.data.preprocess import preprocess_on_ray
 
     src = out / "rows.jsonl"
     src.write_text("".join(SHARED.read_text().splitlines(keepends=True)[:rows]))
     overrides = overrides + [f"data.source={src}", f"data.output_dir={out / 'data'}", "data.augment_factor=1"]
-    run_pipeline(load_config(None, overrides))
+    preprocess_on_ray(load_config(None, overrides))
     return overrides
 
 
@@ -56,17 +56,17 @@ def plain_hf(cfg, data_dir: Path, evaluate: bool = False) -> dict:
     With `evaluate` it evaluates and saves a checkpoint on the config's schedule, as the
     Ray worker does; without, it only trains."""
     from medqa.modeling.loading import load_tokenizer
-    from medqa.training import hf
+    from medqa.training import hf_trainer
     from medqa.training.batching import total_steps
-    from medqa.training.trainer import load_tables
+    from medqa.training.driver import load_tables
 
     tables = load_tables(cfg, data_dir)
-    args = hf.training_arguments(cfg, tempfile.mkdtemp(), total_steps(tables["train"].num_rows, cfg.training))
+    args = hf_trainer.training_arguments(cfg, tempfile.mkdtemp(), total_steps(tables["train"].num_rows, cfg.training))
     if not evaluate:
         args.eval_strategy = "no"
         args.save_strategy = "no"
     args.report_to = []
-    trainer = hf.make_trainer(args, hf.build_model(cfg), load_tokenizer(cfg.model), tables["train"],
+    trainer = hf_trainer.make_trainer(args, hf_trainer.build_model(cfg), load_tokenizer(cfg.model), tables["train"],
                               tables["validation"] if evaluate else None)
     sizes = None if evaluate else count_batch_tokens(trainer)
     out = trainer.train()
@@ -154,7 +154,7 @@ def ray_one_worker(cfg) -> dict:
     trains beside an idle Ray."""
     import ray
 
-    from medqa.training.trainer import init_ray, run_training
+    from medqa.training.driver import init_ray, run_training
 
     with ProcessCpu() as cpu:
         init_ray(cfg)

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from medqa.config import load_config
     from medqa.console import emit_json
-    from medqa.training.trainer import fit, init_ray
+    from medqa.training.driver import fit, init_ray
 
     cfg = load_config(args.config, args.overrides)
     init_ray(cfg)

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --config FILE or --resume DIR")
 
     from medqa.console import emit_json
-    from medqa.training.trainer import init_ray
+    from medqa.training.driver import init_ray
     from medqa.tuning.cli import load_tune_config
     from medqa.tuning.search import run_search
 

@@ -109,7 +109,7 @@ def tune(config_path: Path) -> dict:
 
 def train(best_config: str, overrides: list[str]) -> dict:
     from medqa.config import load_config
-    from medqa.training.trainer import fit
+    from medqa.training.driver import fit
 
     return fit(load_config(best_config, overrides))
 
@@ -199,10 +199,10 @@ def run_demo(args) -> int:
 
 
 def _run_stages(run: DemoRun, cfg, config_path: Path, holdout: Path) -> None:
-    from medqa.data.pipeline import run_pipeline
+    from medqa.data.preprocess import preprocess_on_ray
 
     model = cfg.model.name
-    run.results["data"] = run.stage("preprocess (Ray Data)", lambda: run_pipeline(cfg))
+    run.results["data"] = run.stage("preprocess (Ray Data)", lambda: preprocess_on_ray(cfg))
     before = run.stage("evaluate zero-shot", lambda: evaluate(model, None, holdout, run.run_dir / "eval_before"))
     run.results["accuracy_before"] = before["accuracy"]
     search = run.stage("ASHA search (Ray Tune)", lambda: tune(config_path))

@@ -169,7 +169,7 @@ def test_cluster_yaml_declares_what_its_instances_have():
 
 
 def worker_bundles(cfg: Config) -> list[Resources]:
-    """Ray Train's workers as medqa.training.trainer.build_trainer asks for them:
+    """Ray Train's workers as medqa.training.driver.build_trainer asks for them:
     ScalingConfig(num_workers, use_gpu, resources_per_worker={CPU: cpus_per_worker}). Train V2's
     controller takes no CPU and runs beside the driver (the job's entrypoint, on the head)."""
     t = cfg.training

@@ -12,7 +12,7 @@ Public entry points (kept stable; training, evaluation, serving and the demo cal
   `input_ids`/`labels` with -100 on the prompt, EOS appended.
 - `medqa.data.augment.augment_records(records, factor, seed)` — answer-preserving,
   position-balancing option shuffling.
-- `medqa.data.pipeline.run_pipeline(cfg)` (Ray Data) / `run_plain(cfg)` (one process)
+- `medqa.data.preprocess.preprocess_on_ray(cfg)` (Ray Data) / `preprocess_in_process(cfg)` (one process)
   → summary dict; writes `<output_dir>/{train,validation}/*.parquet`, `rejects.jsonl`,
   `summary.json`. `medqa.data.steps.row_to_record(parquet_row)` rebuilds a record.
 """

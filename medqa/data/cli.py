@@ -40,11 +40,11 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 def _run(args: argparse.Namespace) -> int:
     from medqa.config import load_config
     from medqa.console import emit_json, err
-    from medqa.data.pipeline import run_pipeline, run_plain
+    from medqa.data.preprocess import preprocess_in_process, preprocess_on_ray
 
     cfg = load_config(args.config, _overrides(args))
     err.print(f"[bold]preprocess[/] {cfg.data.source} → {cfg.data.output_dir} ({args.engine})")
-    summary = run_pipeline(cfg) if args.engine == "ray" else run_plain(cfg)
+    summary = preprocess_on_ray(cfg) if args.engine == "ray" else preprocess_in_process(cfg)
     err.print(f"rows in {summary['rows_in']}, rejected {summary['rejected']}, duplicates {summary['duplicates']}, "
               f"contaminated {summary['contaminated']}, rows out {summary['rows_out']}")
     emit_json(summary)

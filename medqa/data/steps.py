@@ -1,9 +1,9 @@
 """The preprocessing steps as pure functions over batches of plain rows.
 
 Both implementations run exactly these functions, so they give the same rows:
-- `pipeline.run_pipeline` (Ray Data): `validate_batch` and `build_batch` run in
+- `pipeline.preprocess_on_ray` (Ray Data): `validate_batch` and `build_batch` run in
   parallel through `map_batches`; `make_plan` runs once on the driver.
-- `pipeline.run_plain` (single process, the benchmark baseline).
+- `pipeline.preprocess_in_process` (single process, the benchmark baseline).
 
 Flow:
 1. `validate_batch` (row-parallel): parse, validate, normalise, and compute the

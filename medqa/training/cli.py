@@ -18,7 +18,7 @@ def register(sub) -> None:
 def train(args) -> int:
     from medqa.config import load_config
     from medqa.console import emit_json, err
-    from medqa.training.trainer import fit, init_ray
+    from medqa.training.driver import fit, init_ray
 
     cfg = load_config(args.config, args.overrides)
     init_ray(cfg)

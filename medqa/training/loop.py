@@ -3,7 +3,7 @@
 It receives one typed `LoopConfig`, takes the data pipeline's token
 tables from Ray's object store (the driver put them there once; workers on
 one node share that memory), builds the HF `Trainer` from pure pieces in
-`medqa.training.hf` (it samples the rows and deals the batches to the
+`medqa.training.hf_trainer` (it samples the rows and deals the batches to the
 workers), and hands checkpoints and metrics to Ray through
 `RayTrainReportCallback`. After a worker failure Ray restarts the group and
 `ray.train.get_checkpoint()` returns the latest reported checkpoint, which the
@@ -39,18 +39,18 @@ class LoopConfig:
 def train_loop_per_worker(loop: LoopConfig) -> Optional[dict]:
     import ray.train
 
-    from medqa.training import hf
+    from medqa.training import hf_trainer
 
     trainer = worker_trainer(loop)
     with ExitStack() as stack:
         resume = _resume_dir(stack, ray.train.get_checkpoint(), loop.resume_path)
-        resumed_from = hf.checkpoint_step(resume)
+        resumed_from = hf_trainer.checkpoint_step(resume)
         output = trainer.train(resume_from_checkpoint=resume)
     # Ray returns rank 0's value as `Result.return_value`: where this attempt
     # resumed, and the trained model's logits on one validation prompt so
     # callers can check a reloaded adapter. Every rank runs the probe's forward
     # pass: under ZeRO-3 it gathers each layer's weights from all ranks.
-    probe = hf.probe(trainer.model, trainer.processing_class, trainer.mcq_records)
+    probe = hf_trainer.probe(trainer.model, trainer.processing_class, trainer.mcq_records)
     if ray.train.get_context().get_world_rank() != 0:
         return None
     return {"resumed_from_step": resumed_from, "train_metrics": output.metrics, "probe": probe}
@@ -63,7 +63,7 @@ def worker_trainer(loop: LoopConfig):
 
     from medqa.data.record import MCQRecord
     from medqa.modeling.loading import load_tokenizer
-    from medqa.training import hf
+    from medqa.training import hf_trainer
 
     cfg = loop.cfg
     if cfg.training.strategy == "deepspeed" and not cfg.training.use_gpu:
@@ -73,7 +73,7 @@ def worker_trainer(loop: LoopConfig):
     tokenizer = load_tokenizer(cfg.model)
     # The arguments before the model: under ZeRO-3 their DeepSpeed config is what makes
     # from_pretrained partition the weights instead of loading a full copy on every rank.
-    args = hf.training_arguments(
+    args = hf_trainer.training_arguments(
         cfg,
         output_dir=tempfile.mkdtemp(prefix=f"medqa-rank{rank}-"),
         max_steps=loop.max_steps,
@@ -86,11 +86,11 @@ def worker_trainer(loop: LoopConfig):
         # DeepSpeed's comm layer adopts the process group Ray Train set up. ZeRO-3's partitioned
         # load reads the world size from it (accelerate does this itself on GPUs only).
         deepspeed.init_distributed()
-    model = hf.build_model(cfg)
+    model = hf_trainer.build_model(cfg)
     tables = {split: ray.get(ref) for split, ref in loop.data.items()}
-    trainer = hf.make_trainer(
+    trainer = hf_trainer.make_trainer(
         args, model, tokenizer, tables["train"], tables["validation"],
-        callbacks=hf.callbacks(cfg, loop.fail_marker) + [RayTrainReportCallback()],
+        callbacks=hf_trainer.callbacks(cfg, loop.fail_marker) + [RayTrainReportCallback()],
         mcq_records=[MCQRecord.from_dict(r) for r in loop.mcq_records],
     )
     # A no-op for map-style datasets; kept so Ray Data iterables would also work here.

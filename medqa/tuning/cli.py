@@ -27,7 +27,7 @@ def load_tune_config(config: str | None, resume: str | None, overrides: list[str
 
 def tune(args) -> int:
     from medqa.console import emit_json, err
-    from medqa.training.trainer import init_ray
+    from medqa.training.driver import init_ray
     from medqa.tuning.search import run_search
 
     cfg = load_tune_config(args.config, args.resume, args.overrides)

@@ -64,7 +64,7 @@ def run_trial(config: dict, base: dict, data: dict, rows: int, records: list, tr
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from medqa.runtime.janitor import RecordPlacementGroup
-    from medqa.training.trainer import build_trainer, make_loop_config
+    from medqa.training.driver import build_trainer, make_loop_config
 
     cfg = trial_config(from_dict(base), config[LOOP_KEY])
     cfg.training.storage_path = trial_root
@@ -127,7 +127,7 @@ def _trainable(cfg: Config, search_dir: str, search_id: str):
     """The trial function with its data bound, reserving `trial_cpus` for the trial itself."""
     from ray import tune
 
-    from medqa.training.trainer import load_tables, mcq_records, prepared_data_dir, share
+    from medqa.training.driver import load_tables, mcq_records, prepared_data_dir, share
 
     data_dir = prepared_data_dir(cfg)
     tables = load_tables(cfg, data_dir)
@@ -172,7 +172,7 @@ def restore_tuner(cfg: Config, search_dir: str):
 
 def search_dir_of(cfg: Config) -> tuple[str, str]:
     """(search directory, search name) for a new search or a resumed one."""
-    from medqa.training.trainer import storage_root
+    from medqa.training.driver import storage_root
 
     if cfg.tuning.resume:
         path = Path(cfg.tuning.resume).expanduser().resolve()

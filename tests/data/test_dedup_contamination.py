@@ -81,19 +81,20 @@ def _near(row: dict) -> dict:
 
 
 def test_pipeline_removes_exact_and_near_duplicates(tmp_path, dev_rows, tiny_tokenizer):
-    from medqa.data.pipeline import run_plain
+    from medqa.data.preprocess import preprocess_in_process
 
     real = [r for r in clean_rows(dev_rows) if len(r["question"].split()) >= 25][:60]
     rows = real + [_variant(r) for r in real[:10]] + [_near(r) for r in real[10:17]]
-    summary = run_plain(data_config(tmp_path, write_jsonl(tmp_path / "d.jsonl", rows), "data.val_fraction=0.0",
-                                    "data.near_duplicate_threshold=0.85"), progress=False)
+    cfg = data_config(tmp_path, write_jsonl(tmp_path / "d.jsonl", rows), "data.val_fraction=0.0",
+                      "data.near_duplicate_threshold=0.85")
+    summary = preprocess_in_process(cfg, progress=False)
     assert (summary["duplicates_exact"], summary["duplicates_near"], summary["duplicates"]) == (10, 7, 17)
     ids = set(pq.read_table(tmp_path / "out" / "train").column("id").to_pylist())
     assert {r["id"] for r in real} <= ids and not any(i.endswith(("-copy", "-near")) for i in ids)
 
 
 def test_contamination_counted_exactly(tmp_path, dev_rows, tiny_tokenizer):
-    from medqa.data.pipeline import run_plain
+    from medqa.data.preprocess import preprocess_in_process
 
     rows = clean_rows(dev_rows[:300])
     leaked = rows[5::7]  # 42 rows
@@ -102,7 +103,7 @@ def test_contamination_counted_exactly(tmp_path, dev_rows, tiny_tokenizer):
     eval_path = write_jsonl(tmp_path / "eval.jsonl", eval_rows)
     cfg = data_config(tmp_path, write_jsonl(tmp_path / "train.jsonl", rows),
                       f"data.eval_source={json.dumps(str(eval_path))}")
-    summary = run_plain(cfg, progress=False)
+    summary = preprocess_in_process(cfg, progress=False)
     assert summary["contaminated"] == len(leaked) == 42
     assert summary["duplicates"] == 0
     out = {question_key(q) for split in ("train", "validation")

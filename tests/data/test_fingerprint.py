@@ -7,7 +7,7 @@ import json
 import pytest
 
 from medqa.config import load_config
-from medqa.data.pipeline import data_fingerprint, prepared_fingerprint
+from medqa.data.preprocess import data_fingerprint, prepared_fingerprint
 
 
 @pytest.fixture

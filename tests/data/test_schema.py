@@ -80,12 +80,12 @@ def test_each_corrupted_row_is_rejected_with_its_reason_and_nothing_else_is_lost
 
 
 def test_pipeline_writes_the_same_rejects_with_raw_rows(tmp_path, corrupted_file, tiny_tokenizer):
-    from medqa.data.pipeline import run_plain
+    from medqa.data.preprocess import preprocess_in_process
 
     path, real, expected = corrupted_file
     cfg = data_config(tmp_path, path, "data.max_question_chars=600", "data.max_option_chars=300",
                       "data.near_duplicate_threshold=1.0")
-    summary = run_plain(cfg, progress=False)
+    summary = preprocess_in_process(cfg, progress=False)
     rejects = [json.loads(line) for line in (tmp_path / "out" / "rejects.jsonl").read_text().splitlines()]
     assert {r["line_no"]: r["reason"] for r in rejects} == expected
     assert all(r["raw"] for r in rejects)  # the original line is kept for repair

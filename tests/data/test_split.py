@@ -21,11 +21,12 @@ def test_stratified_split_per_subject_and_seeded():
 
 
 def test_outputs_keep_copies_in_their_source_split(tmp_path, dev_rows, tiny_tokenizer):
-    from medqa.data.pipeline import run_plain
+    from medqa.data.preprocess import preprocess_in_process
 
     rows = clean_rows(dev_rows[:400])
-    summary = run_plain(data_config(tmp_path, write_jsonl(tmp_path / "d.jsonl", rows), "data.augment_factor=3",
-                                    "data.val_fraction=0.2"), progress=False)
+    cfg = data_config(tmp_path, write_jsonl(tmp_path / "d.jsonl", rows), "data.augment_factor=3",
+                      "data.val_fraction=0.2")
+    summary = preprocess_in_process(cfg, progress=False)
     train = pq.read_table(tmp_path / "out" / "train").to_pylist()
     val = pq.read_table(tmp_path / "out" / "validation").to_pylist()
     assert all(r["aug"] == 0 and "#aug" not in r["id"] for r in val)

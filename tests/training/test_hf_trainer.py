@@ -1,4 +1,4 @@
-"""The Trainer the workers build (`hf.make_trainer`), run in-process: one epoch per batching strategy."""
+"""The Trainer the workers build (`hf_trainer.make_trainer`), run in-process: one epoch per batching strategy."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from medqa.config import load_config
-from medqa.training import hf
+from medqa.training import hf_trainer
 from medqa.training.batching import IGNORE_INDEX, total_steps
-from medqa.training.trainer import load_tables
+from medqa.training.driver import load_tables
 
 
 def train_one_epoch(overrides: list[str], data_dir, output_dir) -> tuple:
@@ -18,9 +18,9 @@ def train_one_epoch(overrides: list[str], data_dir, output_dir) -> tuple:
 
     cfg = load_config(None, overrides + ["training.num_workers=1", "training.max_steps=-1", "training.epochs=1"])
     tables = load_tables(cfg, data_dir)
-    args = hf.training_arguments(cfg, str(output_dir), total_steps(tables["train"].num_rows, cfg.training))
+    args = hf_trainer.training_arguments(cfg, str(output_dir), total_steps(tables["train"].num_rows, cfg.training))
     args.eval_strategy, args.save_strategy, args.report_to = "no", "no", []
-    trainer = hf.make_trainer(args, hf.build_model(cfg), load_tokenizer(cfg.model), tables["train"])
+    trainer = hf_trainer.make_trainer(args, hf_trainer.build_model(cfg), load_tokenizer(cfg.model), tables["train"])
     batches, collate = [], trainer.data_collator
 
     def recording(rows):

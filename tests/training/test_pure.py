@@ -20,7 +20,7 @@ from medqa.training.batching import (
     warmup_steps,
 )
 from medqa.training.deepspeed import deepspeed_config
-from medqa.training.trainer import final_metrics, resolve_run
+from medqa.training.driver import final_metrics, resolve_run
 
 
 def rows(lengths):
@@ -159,7 +159,7 @@ def test_train_cli_reports_bad_config_clearly(capsys):
 
 @pytest.mark.parametrize("n_records, world", [(1, 2), (2, 2), (5, 2), (3, 4), (0, 2), (7, 3)])
 def test_rank_shares_are_equal_in_length_and_count_each_record_once(n_records, world):
-    from medqa.training.hf import rank_share
+    from medqa.training.hf_trainer import rank_share
 
     records = [f"r{i}" for i in range(n_records)]
     shares = [rank_share(records, rank, world) for rank in range(world)]

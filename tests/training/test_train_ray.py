@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from medqa.config import load_config
-from medqa.training.hf import CONFIG_FILENAME
-from medqa.training.trainer import FAIL_MARKER, run_training
+from medqa.training.driver import FAIL_MARKER, run_training
+from medqa.training.hf_trainer import CONFIG_FILENAME
 
 pytestmark = pytest.mark.ray
 

@@ -29,7 +29,7 @@ def test_zero3_mcq_accuracy_with_fewer_equal_and_more_questions_than_workers(
     from medqa.data.record import MCQRecord
     from medqa.modeling.loading import load_model, load_tokenizer
     from medqa.modeling.scoring import mcq_accuracy
-    from medqa.training.trainer import load_tables, make_loop_config, mcq_records, share
+    from medqa.training.driver import load_tables, make_loop_config, mcq_records, share
 
     # Defined here so Ray ships it by value (workers cannot import test modules).
     def _evaluations(loop):

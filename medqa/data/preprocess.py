@@ -1,12 +1,12 @@
 """`medqa preprocess`: the Ray Data pipeline, and the same steps in one process.
 
-    summary = run_pipeline(load_config(None, ["data.source=sample"]))
+    summary = preprocess_on_ray(load_config(None, ["data.source=sample"]))
 
 read → validate → normalise → exact + near-duplicate removal → contamination
 → augmentation → prompt → tokenise with label masks → stratified split →
 parquet. The steps live in `medqa.data.steps`; this file only moves batches:
-`run_pipeline` through Ray Data `map_batches` (parallel row steps, one global
-plan on the driver), `run_plain` in a loop (the benchmark baseline). Both
+`preprocess_on_ray` through Ray Data `map_batches` (parallel row steps, one global
+plan on the driver), `preprocess_in_process` in a loop (the benchmark baseline). Both
 write the same layout:
 
     <output_dir>/train/*.parquet        (augmented)
@@ -156,7 +156,7 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 # ------------------------------------------------------------------ plain
 
 
-def run_plain(cfg: Config, progress: bool = True) -> dict:
+def preprocess_in_process(cfg: Config, progress: bool = True) -> dict:
     """The pipeline's steps in a single process (benchmark baseline; same output rows)."""
     import pyarrow.parquet as pq
     from rich.progress import track
@@ -241,7 +241,7 @@ def _raise_user_error(exc: BaseException) -> None:
     raise exc
 
 
-def run_pipeline(cfg: Config, parallelism: Optional[int] = None) -> dict:
+def preprocess_on_ray(cfg: Config, parallelism: Optional[int] = None) -> dict:
     """Run preprocessing on Ray Data (starting a local Ray if none is running); returns the summary."""
     from medqa import runtime
 

@@ -103,15 +103,15 @@ def prepared_data_dir(cfg: Config) -> Path:
     pipeline made it with other settings (another max_length, tokenizer, source file...).
     A folder without the pipeline's fingerprint (written by hand) is used as it is."""
     from medqa.console import err
-    from medqa.data.pipeline import data_fingerprint, prepared_fingerprint, run_pipeline
+    from medqa.data.preprocess import data_fingerprint, prepared_fingerprint, preprocess_on_ray
 
     out = Path(cfg.data.output_dir).expanduser().resolve()
     if not any((out / "train").glob("*.parquet")):
         err.print(f"[bold]No prepared data in {out}: running the data pipeline first[/]")
-        run_pipeline(cfg)
+        preprocess_on_ray(cfg)
     elif prepared_fingerprint(out) not in (None, data_fingerprint(cfg)):
         err.print(f"[bold]Prepared data in {out} was made with other data settings: preparing it again[/]")
-        run_pipeline(cfg)
+        preprocess_on_ray(cfg)
     return out
 
 

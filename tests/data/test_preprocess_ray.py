@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from data_helpers import clean_rows, data_config, write_jsonl
-from medqa.data.pipeline import run_pipeline, run_plain
+from medqa.data.preprocess import preprocess_in_process, preprocess_on_ray
 
 pytestmark = pytest.mark.ray
 
@@ -24,8 +24,8 @@ def test_ray_pipeline_matches_plain(tmp_path, ray_session, dev_rows, tiny_tokeni
                             [{**r, "question": r["question"].lower()} for r in dev_rows[10:20]])
     src = write_jsonl(tmp_path / "d.jsonl", rows)
     overrides = [f"data.eval_source={json.dumps(str(eval_path))}", "data.augment_factor=2"]
-    ray_summary = run_pipeline(data_config(tmp_path / "ray", src, *overrides))
-    plain_summary = run_plain(data_config(tmp_path / "plain", src, *overrides), progress=False)
+    ray_summary = preprocess_on_ray(data_config(tmp_path / "ray", src, *overrides))
+    plain_summary = preprocess_in_process(data_config(tmp_path / "plain", src, *overrides), progress=False)
     assert _rows(tmp_path / "ray" / "out") == _rows(tmp_path / "plain" / "out")
     drop = {"engine", "seconds", "rows_per_second", "output_dir"}
     assert ({k: v for k, v in ray_summary.items() if k not in drop}
@@ -41,7 +41,7 @@ def test_ray_pipeline_matches_plain(tmp_path, ray_session, dev_rows, tiny_tokeni
 def test_ray_strict_fails_fast_with_the_row(tmp_path, ray_session, dev_rows):
     src = write_jsonl(tmp_path / "d.jsonl", dev_rows[:20] + [{**dev_rows[0], "opb": ""}])
     with pytest.raises(ValueError, match=r"row 21: rejected \(blank_option\)"):
-        run_pipeline(data_config(tmp_path, src, "data.strict=true"))
+        preprocess_on_ray(data_config(tmp_path, src, "data.strict=true"))
 
 
 def test_cli_summary_on_the_shared_dev_file(tmp_path, ray_session, shared_data, capsys):
@@ -65,7 +65,7 @@ def test_cli_summary_on_the_shared_dev_file(tmp_path, ray_session, shared_data, 
 def test_nothing_valid_gives_empty_splits_not_an_error(tmp_path, ray_session, content):
     src = tmp_path / "bad.jsonl"
     src.write_text(content)
-    summary = run_pipeline(data_config(tmp_path, src))
+    summary = preprocess_on_ray(data_config(tmp_path, src))
     assert summary["rows_out"] == 0 and summary["rejected"] == content.count("\n")
     for split in ("train", "validation"):
         table = pq.read_table(tmp_path / "out" / split)
@@ -74,6 +74,6 @@ def test_nothing_valid_gives_empty_splits_not_an_error(tmp_path, ray_session, co
 
 def test_no_validation_split_still_writes_a_readable_folder(tmp_path, ray_session, dev_rows):
     src = write_jsonl(tmp_path / "d.jsonl", dev_rows[:40])
-    summary = run_pipeline(data_config(tmp_path, src, "data.val_fraction=0.0", "data.augment_factor=1"))
+    summary = preprocess_on_ray(data_config(tmp_path, src, "data.val_fraction=0.0", "data.augment_factor=1"))
     assert summary["validation_rows"] == 0 and pq.read_table(tmp_path / "out" / "validation").num_rows == 0
     assert pq.read_table(tmp_path / "out" / "train").num_rows == summary["train_rows"] == summary["rows_kept"]
