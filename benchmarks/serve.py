@@ -101,12 +101,12 @@ def in_process_work(questions: list[dict], use_classifier: bool) -> list[float]:
     from medqa.modeling.loading import load_model, load_tokenizer
     from medqa.modeling.scoring import score_records
     from medqa.safety import MedicalSafetyValidator
-    from medqa.serving import policy
+    from medqa.serving.screening import SafetyAdapter
 
     torch.set_num_threads(1)
     cfg = ModelConfig(name="tiny-random", load_in_4bit=False)
     model, tok = load_model(cfg).eval(), load_tokenizer(cfg)
-    guard = policy.SafetyAdapter(MedicalSafetyValidator(use_classifier=use_classifier))
+    guard = SafetyAdapter(MedicalSafetyValidator(use_classifier=use_classifier))
     guard.warm_up()
 
     def one(q: dict) -> None:

@@ -25,7 +25,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Mapping
 
-from medqa.safety.text import DrugLexicon, class_members, display_name
+from medqa.safety.lexicon import DrugLexicon, class_members, display_name
 
 MAX_ITEMS = 50
 MAX_CHARS = 200

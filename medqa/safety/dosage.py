@@ -28,7 +28,8 @@ from functools import lru_cache
 from importlib import resources
 
 from medqa.safety.context import PatientContext, as_context
-from medqa.safety.text import DrugLexicon, DrugMention, sentences
+from medqa.safety.lexicon import DrugLexicon, DrugMention
+from medqa.safety.text import sentences
 
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
                 "eight": 8, "nine": 9, "ten": 10, "twelve": 12, "twenty": 20, "a couple of": 2, "half": 0.5}

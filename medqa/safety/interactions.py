@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterable
 
 from medqa.safety.context import as_context
-from medqa.safety.text import CLASS_PREFIX, DrugLexicon, class_members, display_name
+from medqa.safety.lexicon import CLASS_PREFIX, DrugLexicon, class_members, display_name
 
 SEVERITIES = ("minor", "moderate", "major")
 RANK = {s: i for i, s in enumerate(SEVERITIES)}

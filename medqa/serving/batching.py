@@ -1,4 +1,5 @@
-"""Merging the batches a busy model replica is handed (asyncio only: no Ray, no model).
+"""The batches a model replica runs: merging the fragments a busy replica is handed,
+and grouping a generation batch by settings (asyncio only: no Ray, no model).
 
 Ray's `@serve.batch` closes a batch `batch_wait_timeout_s` after its first
 request even while the model is busy, so under load a replica is handed
@@ -11,6 +12,11 @@ every caller of the batch has left (timed out, disconnected), so long work can
 stop early; they return one result dict per item and isolate failures themselves
 (an item that fails gets `{"error": ..., "status": ...}`), so a merged batch
 never fails a request for another request's fault.
+
+`GenerationItem` is one generation request; `group_by_settings` splits a batch
+into the groups that can share one `generate` call.
+
+May import: nothing of medqa.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import threading
 import time
 from collections import Counter, defaultdict, deque
 from concurrent.futures import Executor
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
 
 Work = Callable[[list, threading.Event], list[dict]]
 
@@ -92,3 +99,36 @@ def isolate(run_all: Callable[[list], list[dict]], run_one: Callable[[object], d
         except Exception:  # noqa: BLE001 - retried item by item below
             pass
     return [run_one(item) for item in items]
+
+
+@dataclass(frozen=True)
+class GenerationItem:
+    question: str
+    temperature: float = 0.7
+    max_length: int = 100
+    length_penalty: float = 1.0
+    num_beams: int = 1
+    concise: bool = False
+    stop: tuple[str, ...] = ()
+    seed: Optional[int] = None
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "GenerationItem":
+        return cls(**{**raw, "stop": tuple(raw.get("stop", ()))})
+
+    def settings(self) -> tuple:
+        """Requests with equal settings share one `generate` call."""
+        return (self.temperature, self.max_length, self.length_penalty, self.num_beams, self.concise, self.stop,
+                self.seed)
+
+
+def group_by_settings(items: Sequence[GenerationItem]) -> list[list[int]]:
+    """Indices of a `@serve.batch` batch grouped by generation settings, in first-seen order.
+
+    `model.generate` takes one temperature, length and stop list per call, so a
+    batch of mixed settings runs as one call per group.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(item.settings(), []).append(i)
+    return list(groups.values())

@@ -7,7 +7,7 @@ from typing import Optional
 
 from ray import serve
 
-from medqa.serving.policy import SafetyAdapter
+from medqa.serving.screening import SafetyAdapter
 
 DEFAULT_VALIDATOR = "medqa.safety:MedicalSafetyValidator"
 

@@ -20,9 +20,10 @@ from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medqa.config import ServingConfig
-from medqa.serving import limits, policy
+from medqa.serving import limits, verdicts
 from medqa.serving.errors import ApiError, describe_validation, error_body
 from medqa.serving.gate import GateSettings, RequestGate, read_api_key, refuse_open_server
+from medqa.serving.messages import emergency_message, no_answer_message, refusal_message
 from medqa.serving.schemas import (
     ChatCompletionRequest,
     ErrorResponse,
@@ -32,6 +33,7 @@ from medqa.serving.schemas import (
     MCQRequest,
     MCQResponse,
 )
+from medqa.serving.screening import chat_question, chat_safety_text
 
 logger = logging.getLogger("ray.serve")
 
@@ -163,9 +165,9 @@ class MedQAIngress:
     def _decide(report: dict, opted_out: bool) -> tuple[str, dict]:
         """The input check's report → (decision, report). Emergencies and crises are acted on
         even when the operator lets a caller opt out; anything else then goes unchecked."""
-        decision = policy.decide(report)
-        if opted_out and decision != policy.EMERGENCY:
-            return policy.UNCHECKED, policy.merge_reports(report, policy.unchecked_report())
+        decision = verdicts.decide(report)
+        if opted_out and decision != verdicts.EMERGENCY:
+            return verdicts.UNCHECKED, verdicts.merge_reports(report, verdicts.unchecked_report())
         return decision, report
 
     async def _screen(self, text: str, opted_out: bool, context: Optional[dict]) -> tuple[str, dict]:
@@ -177,12 +179,12 @@ class MedQAIngress:
         """Free-text answer through the safety graph (/generate and chat). `screened` is
         what the input check reads when it is more than the question (every turn of a chat)."""
         decision, report = await self._screen(screened or question, opted_out, context)
-        reply = {"emergency": decision == policy.EMERGENCY, "refused": decision == policy.REFUSE,
+        reply = {"emergency": decision == verdicts.EMERGENCY, "refused": decision == verdicts.REFUSE,
                  "safety_report": report, "usage": None}
-        if decision == policy.EMERGENCY:
-            reply["response"] = policy.emergency_message(report)
-        elif decision == policy.REFUSE:
-            reply["response"] = policy.refusal_message(report)
+        if decision == verdicts.EMERGENCY:
+            reply["response"] = emergency_message(report)
+        elif decision == verdicts.REFUSE:
+            reply["response"] = refusal_message(report)
         else:
             out = await self._call(self.model.generate, {"question": question, **controls})
             if "error" in out:
@@ -190,9 +192,9 @@ class MedQAIngress:
             reply.update(response=out["text"], usage=out)
             if not opted_out:
                 reply["response"], out_report = await self._call(self.safety.check_output, out["text"], context)
-                reply["safety_report"] = policy.merge_reports(report, out_report)
+                reply["safety_report"] = verdicts.merge_reports(report, out_report)
                 if out_report["blocked"]:  # e.g. a dangerous dose: the engine replaced the answer
-                    decision, reply["refused"] = policy.WITHHELD, True
+                    decision, reply["refused"] = verdicts.WITHHELD, True
         self._record(request, endpoint, decision, reply["safety_report"])
         return reply
 
@@ -254,27 +256,27 @@ class MedQAIngress:
         try:
             report, answer_reports = await self._call(self.safety.check_mcq, body.question, body.options, context)
             decision, report = self._decide(report, opted_out)
-            if decision in (policy.ANSWER, policy.UNCHECKED):
+            if decision in (verdicts.ANSWER, verdicts.UNCHECKED):
                 scored = await scoring
         finally:
             if not scoring.done():
                 _discard(scoring)
         elapsed = lambda: (time.perf_counter() - start) * 1000  # noqa: E731
-        if decision in (policy.ANSWER, policy.UNCHECKED):
+        if decision in (verdicts.ANSWER, verdicts.UNCHECKED):
             if "error" in scored:
                 raise ApiError(scored["status"], scored["error"])
             threshold = self.serving.abstain_threshold if body.abstain_threshold is None else body.abstain_threshold
-            answer = policy.mcq_answer(scored["probabilities"], body.options, threshold)
+            answer = verdicts.mcq_answer(scored["probabilities"], body.options, threshold)
             if not opted_out:
                 out_report = answer_reports[answer["answer_index"]]
-                report = policy.merge_reports(report, out_report)
+                report = verdicts.merge_reports(report, out_report)
                 if out_report["blocked"]:
-                    decision = policy.WITHHELD
-        if decision in (policy.ANSWER, policy.UNCHECKED):
+                    decision = verdicts.WITHHELD
+        if decision in (verdicts.ANSWER, verdicts.UNCHECKED):
             reply = {**answer, "safety_report": report}
         else:  # no answer fields at all: the probabilities would give the withheld answer away
-            reply = {"abstained": True, "emergency": decision == policy.EMERGENCY,
-                     "refused": decision != policy.EMERGENCY, "message": policy.no_answer_message(decision, report),
+            reply = {"abstained": True, "emergency": decision == verdicts.EMERGENCY,
+                     "refused": decision != verdicts.EMERGENCY, "message": no_answer_message(decision, report),
                      "safety_report": report}
         self._record(request, "mcq", decision, report)
         return {**reply, "inference_time_ms": elapsed(), "request_id": _rid(request)}
@@ -289,11 +291,11 @@ class MedQAIngress:
         limits.check_messages(self.serving, messages)
         max_tokens = self._new_tokens(body, "max_tokens")
         limits.check_generation(self.serving, max_tokens, body.stop_list(), "max_tokens")
-        question = policy.chat_question(messages)
+        question = chat_question(messages)
         controls = {"temperature": body.temperature, "max_length": max_tokens, "stop": tuple(body.stop_list()),
                     "seed": body.seed}
         out = await self._answer_text(request, "chat", question, controls, False, None,
-                                      screened=policy.chat_safety_text(messages))
+                                      screened=chat_safety_text(messages))
         usage = out["usage"] or {"prompt_tokens": 0, "completion_tokens": 0}
         if out["emergency"] or out["refused"]:
             finish = "content_filter"

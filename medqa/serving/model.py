@@ -14,8 +14,7 @@ from typing import Optional
 from ray import serve
 
 from medqa.config import ModelConfig
-from medqa.serving.batching import BatchMerger, isolate
-from medqa.serving.policy import GenerationItem, group_by_settings
+from medqa.serving.batching import BatchMerger, GenerationItem, group_by_settings, isolate
 
 MERGED_BATCHES = 4
 """Ray batches a model replica lets in at once: one runs, the others wait at the

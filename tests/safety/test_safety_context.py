@@ -9,7 +9,7 @@ import pytest
 
 from medqa.safety.context import PatientContext, as_context, check_context, contraindications
 from medqa.safety.interactions import default_checker
-from medqa.safety.text import DrugLexicon, class_members
+from medqa.safety.lexicon import DrugLexicon, class_members
 
 
 @pytest.fixture(scope="module")

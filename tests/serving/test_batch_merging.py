@@ -1,4 +1,5 @@
-"""Batches that wait for a busy model run merged (BatchMerger); one bad item fails alone."""
+"""Batches that wait for a busy model run merged (BatchMerger); one bad item fails alone;
+a generation batch splits by settings."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from medqa.serving.batching import BatchMerger, isolate
+from medqa.serving.batching import BatchMerger, GenerationItem, group_by_settings, isolate
 
 
 def merger(max_batch_size: int) -> BatchMerger:
@@ -150,3 +151,9 @@ def test_merging_never_exceeds_max_batch_size(max_batch_size):
     assert max(len(c) for c in calls) == max_batch_size
     assert sorted(x for c in calls for x in c) == ["a", "b", "c", "d", "e"]
     assert sum(Counter(m.stats()["score"]).values()) == len(calls)
+
+
+def test_generation_items_group_by_settings_in_first_seen_order():
+    items = [GenerationItem("q1"), GenerationItem("q2", temperature=0.0), GenerationItem("q3"),
+             GenerationItem("q4", stop=("\n",)), GenerationItem("q5", temperature=0.0)]
+    assert group_by_settings(items) == [[0, 2], [1, 4], [3]]

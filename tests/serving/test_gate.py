@@ -1,11 +1,11 @@
-"""The gate's pure rules: request ids, where the key comes from, who may run without one."""
+"""The gate's pure rules: request ids, which keys match, where the key comes from, who may run without one."""
 
 from __future__ import annotations
 
 import pytest
 
 from medqa.config import ServingConfig
-from medqa.serving.gate import is_loopback, read_api_key, refuse_open_server, request_id
+from medqa.serving.gate import is_loopback, key_matches, read_api_key, refuse_open_server, request_id
 
 
 @pytest.mark.parametrize("header", ["abc-123", "client.42:a_b", "x" * 64])
@@ -51,3 +51,13 @@ def test_a_server_beyond_loopback_needs_a_key_or_the_operators_consent():
     refuse_open_server(ServingConfig(allow_unauthenticated=True), "0.0.0.0", None)
     with pytest.raises(RuntimeError, match="allow_unauthenticated"):
         refuse_open_server(ServingConfig(), "0.0.0.0", None)
+
+
+@pytest.mark.parametrize(
+    "expected, auth, x_key, ok",
+    [(None, None, None, True), ("k1", None, None, False), ("k1", "Bearer k1", None, True),
+     ("k1", "bearer k1", None, True), ("k1", "Bearer k2", None, False), ("k1", None, "k1", True),
+     ("k1", "Basic k1", None, False)],
+)
+def test_api_key(expected, auth, x_key, ok):
+    assert key_matches(expected, auth, x_key) is ok

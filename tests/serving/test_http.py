@@ -61,7 +61,7 @@ def test_generate_is_greedy_deterministic_and_carries_the_disclaimer(serve_url):
 
 def _answer(reply) -> str:
     """The model's text without the disclaimer the output check appends."""
-    from medqa.serving.policy import DISCLAIMER
+    from medqa.serving.messages import DISCLAIMER
 
     return reply.json()["response"].replace(DISCLAIMER, "").strip()
 
