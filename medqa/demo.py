@@ -8,6 +8,8 @@ Each stage calls the same functions as its own command, so the demo shows what
 `medqa preprocess`, `tune`, `train`, `evaluate` and `serve` do, in one place.
 The held-out questions are removed from the training data by the pipeline's
 contamination check, so "after" is measured on questions training never saw.
+
+May import: config, console, data, demo_report, evaluation, runtime, serving, training, tuning, ray.
 """
 
 from __future__ import annotations

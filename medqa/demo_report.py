@@ -1,47 +1,43 @@
-"""The demo's Markdown report and its terminal summary (pure: results in, text and PNGs out)."""
+"""The demo's Markdown report and its terminal summary (pure: results in, text and PNGs out).
+
+May import: evaluation (the training-curve plot), reporting.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Optional
 
+from medqa.reporting import MISSING, markdown_table, percent, pyplot, save_figure
+
 RISK_NAMES = {0: "none", 1: "low", 2: "high", 3: "critical"}
 
 
-def _pct(value: Optional[float]) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
-    return lines + [""]
+def _section(title: str, header: list[str], rows: list[list[Any]]) -> list[str]:
+    return [f"## {title}", ""] + markdown_table(header, rows) + [""]
 
 
 def accuracy_rows(results: dict) -> list[list[Any]]:
     baselines = results.get("baselines", {})
     return [
-        ["zero-shot (base model)", _pct(results.get("accuracy_before"))],
-        ["fine-tuned (base + LoRA)", _pct(results.get("accuracy_after"))],
-        ["chance", _pct(baselines.get("chance"))],
-        [f"majority answer position ({baselines.get('majority_letter', '?')})", _pct(baselines.get("majority"))],
+        ["zero-shot (base model)", percent(results.get("accuracy_before"))],
+        ["fine-tuned (base + LoRA)", percent(results.get("accuracy_after"))],
+        ["chance", percent(baselines.get("chance"))],
+        [f"majority answer position ({baselines.get('majority_letter', '?')})", percent(baselines.get("majority"))],
     ]
 
 
 def request_rows(results: dict) -> list[list[Any]]:
     return [
         [r["kind"], r["endpoint"], r["status"], f"{r['risk_level']} ({RISK_NAMES.get(r['risk_level'], '?')})",
-         ", ".join(r["categories"]) or "–", ", ".join(r["actions"]) or "–", f"{r['latency_ms']:.0f}", r["answer"][:80]]
+         ", ".join(r["categories"]) or MISSING, ", ".join(r["actions"]) or MISSING, f"{r['latency_ms']:.0f}",
+         r["answer"][:80]]
         for r in results.get("requests", [])
     ]
 
 
 def plot_accuracy(results: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = [(label, results_value) for label, results_value in (
         ("zero-shot", results.get("accuracy_before")), ("fine-tuned", results.get("accuracy_after")),
         ("chance", results.get("baselines", {}).get("chance")),
@@ -53,27 +49,17 @@ def plot_accuracy(results: dict, path: Path) -> Path:
     ax.bar_label(bars, fmt="%.0f%%")
     ax.set_ylabel("accuracy on held-out questions (%)")
     ax.set_ylim(0, 100)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_latency(results: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     requests = results.get("requests", [])
     fig, ax = plt.subplots(figsize=(5, 3))
     bars = ax.barh([r["kind"] for r in requests], [r["latency_ms"] for r in requests], color="#4c72b0")
     ax.bar_label(bars, fmt="%.0f ms")
     ax.set_xlabel("end-to-end latency (ms)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _training_plot(results: dict, run_dir: Path) -> Optional[Path]:
@@ -97,20 +83,19 @@ def render(run_dir: Path, results: dict, stages: list[dict]) -> str:
     data = results.get("data", {})
     lines = ["# medqa demo report", "",
              "_Not for clinical use: a demonstration on a small sample with a 135M model._", ""]
-    lines += ["## Accuracy on held-out questions", ""] + _table(["model", "accuracy"], accuracy_rows(results))
-    lines += ["## Data", ""] + _table(["rows in", "rows out", "rejected", "duplicates", "contaminated (held out)"],
-                                     [[data.get(k, "–")
-                                       for k in ("rows_in", "rows_out", "rejected", "duplicates", "contaminated")]])
+    lines += _section("Accuracy on held-out questions", ["model", "accuracy"], accuracy_rows(results))
+    lines += _section("Data", ["rows in", "rows out", "rejected", "duplicates", "contaminated (held out)"],
+                      [[data.get(k) for k in ("rows_in", "rows_out", "rejected", "duplicates", "contaminated")]])
     tune = results.get("tune", {})
     if tune:
         lines += ["## Search", "",
                   f"Best {tune.get('metric', 'metric')}: {tune.get('best_metric')} — "
                   f"config `{tune.get('best_config')}`, "
                   f"trials table `{tune.get('results')}`.", ""]
-    lines += ["## Sample requests through the Serve graph", ""]
-    lines += _table(["request", "endpoint", "HTTP", "risk", "categories", "safety actions", "latency (ms)", "answer"],
-                    request_rows(results))
-    lines += ["## Stages", ""] + _table(["stage", "seconds"], [[s["stage"], s["seconds"]] for s in stages])
+    lines += _section("Sample requests through the Serve graph",
+                      ["request", "endpoint", "HTTP", "risk", "categories", "safety actions", "latency (ms)", "answer"],
+                      request_rows(results))
+    lines += _section("Stages", ["stage", "seconds"], [[s["stage"], s["seconds"]] for s in stages])
     lines += ["## Plots", ""] + [
         f"![{name}]({Path(p).resolve().relative_to(run_dir) if Path(p).resolve().is_relative_to(run_dir) else p})"
         for name, p in plots.items()]

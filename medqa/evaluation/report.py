@@ -1,36 +1,20 @@
 """Human-readable outputs: a Markdown evaluation report with PNG plots, training
 curves from a run directory, and a model card for an exported adapter.
 
-Plots use matplotlib's Agg backend (files only, no display needed).
+Plots, tables, percentages and CSV come from `medqa.reporting`.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
 from typing import Optional
 
+from medqa.reporting import markdown_table, percent, pyplot, read_csv, save_figure
+
 TRAINING_FILES = ("trainer_state.json", "progress.csv")
 CURVE_KEYS = ("loss", "eval_loss", "eval_accuracy", "learning_rate")
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
-    return path
 
 
 # ---------------------------------------------------------------------------
@@ -40,7 +24,7 @@ def _save(fig, path: Path) -> Path:
 
 def plot_per_subject(report: dict, path: Path, max_subjects: int = 25) -> Path:
     """Horizontal bars of accuracy per subject (largest subjects), with n and baselines."""
-    plt = _pyplot()
+    plt = pyplot()
     items = list(report["per_subject"].items())[:max_subjects][::-1]
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(items) + 1.6))
     bars = ax.barh([f"{s} (n={v['n']})" for s, v in items], [v["accuracy"] for _, v in items], color="#4c72b0")
@@ -55,12 +39,12 @@ def plot_per_subject(report: dict, path: Path, max_subjects: int = 25) -> Path:
     ax.set_xlabel("accuracy")
     ax.set_title(f"Accuracy per subject ({report['n']} questions)")
     ax.legend(loc="lower right", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reliability(report: dict, path: Path) -> Path:
     """Reliability diagram: accuracy per confidence bin against the diagonal, with bin counts."""
-    plt = _pyplot()
+    plt = pyplot()
     bins = report["reliability"]
     width = bins[0]["upper"] - bins[0]["lower"]
     fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(6, 6.5), sharex=True, gridspec_kw=dict(height_ratios=[3, 1]))
@@ -80,12 +64,12 @@ def plot_reliability(report: dict, path: Path) -> Path:
     ax_n.set_ylabel("questions")
     ax_n.set_xlabel("confidence (probability of the chosen option)")
     ax_n.set_xlim(0, 1)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_coverage(report: dict, path: Path) -> Path:
     """Accuracy against coverage when abstaining below a confidence threshold."""
-    plt = _pyplot()
+    plt = pyplot()
     points = sorted(report["coverage"], key=lambda p: p["coverage"])
     fig, ax = plt.subplots(figsize=(6, 4.2))
     ax.plot([p["coverage"] for p in points], [p["accuracy"] for p in points], marker="o", color="#4c72b0")
@@ -100,11 +84,11 @@ def plot_coverage(report: dict, path: Path) -> Path:
     ax.set_ylabel("accuracy on answered")
     ax.set_title("Accuracy vs coverage (labels: confidence threshold)")
     ax.legend(loc="lower left", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion(report: dict, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     matrix, labels = report["confusion"]["matrix"], report["confusion"]["labels"]
     fig, ax = plt.subplots(figsize=(4.4, 3.8))
     image = ax.imshow(matrix, cmap="Blues")
@@ -117,7 +101,7 @@ def plot_confusion(report: dict, path: Path) -> Path:
     ax.set_ylabel("answer")
     ax.set_title("Answer-position confusion")
     fig.colorbar(image, ax=ax, fraction=0.046)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------
@@ -154,8 +138,7 @@ def load_training_history(run_dir: str | Path) -> list[dict]:
     if path.suffix == ".json":
         rows = json.loads(path.read_text()).get("log_history", [])
     else:
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        rows = read_csv(path)
     history = []
     for row in rows:
         clean = {k: _number(v) for k, v in row.items()}
@@ -165,7 +148,7 @@ def load_training_history(run_dir: str | Path) -> list[dict]:
 
 def plot_training_curves(history: list[dict], path: Path) -> Optional[Path]:
     """Loss (train and eval) and eval accuracy against step; None if nothing to plot."""
-    plt = _pyplot()
+    plt = pyplot()
     series = {k: [(r["step"], r[k]) for r in history if k in r] for k in CURVE_KEYS}
     if not any(series[k] for k in ("loss", "eval_loss", "eval_accuracy")):
         return None
@@ -183,7 +166,7 @@ def plot_training_curves(history: list[dict], path: Path) -> Optional[Path]:
     ax_acc.set_xlabel("step")
     ax_acc.set_ylabel("eval accuracy (MCQ)")
     ax_acc.set_title("Validation accuracy")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------
@@ -191,57 +174,49 @@ def plot_training_curves(history: list[dict], path: Path) -> Optional[Path]:
 # ---------------------------------------------------------------------------
 
 
-def _pct(x: Optional[float]) -> str:
-    return "–" if x is None else f"{x:.1%}"
-
-
 def summary_lines(report: dict) -> list[str]:
     base = report["baselines"]
-    lines = [
-        "| metric | value |", "|---|---|",
-        f"| accuracy | **{report['accuracy']:.3f}** ({report['n_correct']}/{report['n']}) |",
-        f"| chance baseline | {base['chance']:.3f} |",
-        f"| majority baseline (always {base['majority_letter']}) | {base['majority']:.3f} |",
-        f"| ECE ({report['ece_bins']} bins) | {report['ece']:.3f} |",
-        f"| mean confidence | {report['mean_confidence']:.3f} |",
-        f"| seconds per question | {report['seconds_per_question']:.4f} |",
+    rows = [
+        ["accuracy", f"**{report['accuracy']:.3f}** ({report['n_correct']}/{report['n']})"],
+        ["chance baseline", f"{base['chance']:.3f}"],
+        [f"majority baseline (always {base['majority_letter']})", f"{base['majority']:.3f}"],
+        [f"ECE ({report['ece_bins']} bins)", f"{report['ece']:.3f}"],
+        ["mean confidence", f"{report['mean_confidence']:.3f}"],
+        ["seconds per question", f"{report['seconds_per_question']:.4f}"],
     ]
     perm = report.get("permutation_consistency")
     if perm:
-        lines.append(f"| permutation consistency (options rotated by {perm['shift']}, n={perm['n']}) "
-                     f"| {perm['consistency']:.3f} |")
-    return lines
-
-
-def _table(header: list[str], rows: list[list]) -> list[str]:
-    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+        rows.append([f"permutation consistency (options rotated by {perm['shift']}, n={perm['n']})",
+                     f"{perm['consistency']:.3f}"])
+    return markdown_table(["metric", "value"], rows)
 
 
 def _sections(report: dict) -> list[str]:
+    answers, predictions = report["answer_distribution"], report["prediction_distribution"]
     out = ["## Per subject", ""]
-    out += _table(["subject", "n", "correct", "accuracy"],
-                  [[s, v["n"], v["correct"], f"{v['accuracy']:.3f}"] for s, v in report["per_subject"].items()])
+    out += markdown_table(["subject", "n", "correct", "accuracy"],
+                          [[s, v["n"], v["correct"], f"{v['accuracy']:.3f}"]
+                           for s, v in report["per_subject"].items()])
     out += ["", "## Answer positions", ""]
-    out += _table(["letter", "share of answers", "share of predictions"],
-                  [[k, _pct(report["answer_distribution"][k]), _pct(report["prediction_distribution"][k])]
-                   for k in report["answer_distribution"]])
+    out += markdown_table(["letter", "share of answers", "share of predictions"],
+                          [[k, percent(answers[k]), percent(predictions[k])] for k in answers])
     out += ["", "## Accuracy vs coverage", ""]
-    out += _table(["answer when confidence ≥", "coverage", "accuracy"],
-                  [[f"{p['threshold']:.3f}", _pct(p["coverage"]), f"{p['accuracy']:.3f}"] for p in report["coverage"]])
+    out += markdown_table(["answer when confidence ≥", "coverage", "accuracy"],
+                          [[f"{p['threshold']:.3f}", percent(p["coverage"]), f"{p['accuracy']:.3f}"]
+                           for p in report["coverage"]])
     gen = report.get("generation")
     if gen and gen.get("n"):
         out += ["", "## Explanations (generation)", ""]
-        out += _table(["n", "ROUGE-L", "BLEU", "perplexity of references", "verbosity (mean / median)"],
-                      [[gen["n"], f"{gen['rougeL']:.3f}", f"{gen['bleu']:.3f}", f"{gen['perplexity']:.2f}",
-                        f"{gen['verbosity_mean']:.2f} / {gen['verbosity_median']:.2f}"]])
+        out += markdown_table(["n", "ROUGE-L", "BLEU", "perplexity of references", "verbosity (mean / median)"],
+                              [[gen["n"], f"{gen['rougeL']:.3f}", f"{gen['bleu']:.3f}", f"{gen['perplexity']:.2f}",
+                                f"{gen['verbosity_mean']:.2f} / {gen['verbosity_median']:.2f}"]])
     analysis = report.get("error_analysis")
     if analysis:
         out += ["", f"## Error analysis ({analysis['n_failures']} wrong of {analysis['n']})", "",
                 analysis["note"] + ".", ""]
         rows = [[p["pattern"], f"{p['count']}/{p['out_of']}", p["detail"], p["suggestion"]]
                 for p in analysis["patterns"]]
-        out += (_table(["pattern", "count", "detail", "suggested fix"], rows) if rows
+        out += (markdown_table(["pattern", "count", "detail", "suggested fix"], rows) if rows
                 else ["No failure pattern stands out."])
     return out
 

@@ -20,7 +20,6 @@ state), TensorBoard events (`tensorboard/`) and `progress.csv`.
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from medqa.config import Config
+from medqa.reporting import write_csv
 from medqa.training.batching import pack_table, total_steps
 from medqa.training.loop import LoopConfig, train_loop_per_worker
 
@@ -86,13 +86,9 @@ def resolve_run(cfg: Config) -> tuple[str, Optional[str]]:
 
 def write_progress_csv(log_history: list[dict], path: Path) -> Path:
     """The trainer's log history as CSV (one row per log event), beside Ray's results."""
-    keys = sorted({k for row in log_history for k in row})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(log_history)
-    return path
+    # Log events carry different keys (train, eval, the summary): sorted, the columns do not
+    # depend on which kind came first.
+    return write_csv(log_history, path, fieldnames=sorted({k for row in log_history for k in row}))
 
 
 # ---------------------------------------------------------------- data

@@ -6,12 +6,12 @@ so the table and the choice of winner are unit-tested without Ray.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from medqa.reporting import pyplot, read_csv, save_figure, write_csv
 from medqa.tuning.space import PARAMS
 
 
@@ -96,18 +96,13 @@ def pick_best(rows: list[dict[str, Any]], metric: str, mode: str) -> dict[str, A
 
 
 def write_table(rows: list[dict[str, Any]], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    keys = list(rows[0]) if rows else ["trial_id"]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    """The trials table as CSV, one row per trial; an empty search still gets its header."""
+    return write_csv(rows, path, fieldnames=None if rows else ["trial_id"])
 
 
 def read_table(path: Path) -> list[dict[str, str]]:
-    with Path(path).open(newline="") as f:
-        return list(csv.DictReader(f))
+    """The trials table back, every cell a string."""
+    return read_csv(path)
 
 
 def total_iterations(rows: list[dict[str, Any]]) -> int:
@@ -117,18 +112,9 @@ def total_iterations(rows: list[dict[str, Any]]) -> int:
 # ---------------------------------------------------------------- plots
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_curves(outcomes: list[TrialOutcome], metric: str, max_t: int, path: Path) -> Path:
     """The metric at every iteration of every trial; an x marks where ASHA stopped a trial."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for o in sorted(outcomes, key=lambda o: o.trial_id):
         points = [(int(r["training_iteration"]), float(r[metric])) for r in last_attempt(o.history)
@@ -147,12 +133,12 @@ def plot_curves(outcomes: list[TrialOutcome], metric: str, max_t: int, path: Pat
     ax.set(xlabel="training iteration (evaluation)", ylabel=metric,
            title=f"{metric} per trial (x = stopped early by the scheduler)")
     ax.legend(fontsize=7, loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_params(rows: list[dict[str, Any]], metric: str, path: Path) -> Path:
     """Final metric against learning rate (log scale, coloured by rank) and against rank."""
-    plt = _pyplot()
+    plt = pyplot()
     done = [r for r in rows if r[f"last_{metric}"] is not None and r["learning_rate"] is not None]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     if done:
@@ -165,14 +151,4 @@ def plot_params(rows: list[dict[str, Any]], metric: str, path: Path) -> Path:
         right.scatter(ranks, values, c=[math.log10(x) for x in lrs], s=sizes, cmap="plasma")
     left.set(xscale="log", xlabel="learning rate", ylabel=f"last {metric}", title="final metric vs learning rate")
     right.set(xscale="log", xlabel="lora_r", ylabel=f"last {metric}", title="final metric vs rank (size = iterations)")
-    return _save(fig, path)
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
