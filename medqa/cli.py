@@ -3,6 +3,8 @@
 Each area of the package registers its own subcommands from a light module
 (`medqa/<area>/cli.py`, argparse only at import time) so that `medqa --help`
 stays fast; handlers import torch, ray and friends when they run.
+
+May import: config (and, by name, each area's light `cli` module).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ configuration reference is generated from it). Sections validate themselves in
 `__post_init__`; the loader checks keys and types and prefixes every error with
 the dotted key it concerns, so `training.lerning_rate=1` fails with a message
 naming `training.lerning_rate`.
+
+May import: nothing of medqa.
 """
 
 from __future__ import annotations

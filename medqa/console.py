@@ -2,6 +2,8 @@
 
 Progress and logs go to stderr (rich); stdout is kept for results so that the
 last stdout line of a command can be its JSON summary, which scripts parse.
+
+May import: nothing of medqa.
 """
 
 from __future__ import annotations

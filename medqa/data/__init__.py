@@ -15,4 +15,6 @@ Public entry points (kept stable; training, evaluation, serving and the demo cal
 - `medqa.data.preprocess.preprocess_on_ray(cfg)` (Ray Data) / `preprocess_in_process(cfg)` (one process)
   → summary dict; writes `<output_dir>/{train,validation}/*.parquet`, `rejects.jsonl`,
   `summary.json`. `medqa.data.steps.row_to_record(parquet_row)` rebuilds a record.
+
+May import: config, console, modeling (`preprocess.py` loads the tokenizer), runtime, ray (`preprocess.py` only).
 """

@@ -1,7 +1,9 @@
 """Ray for medqa: start a local Ray or attach to a cluster, quietly, and shut it down -- the
 one place the package calls `ray.init`. `private` holds every use of Ray's private APIs
 (pinned to one Ray version by a test); `janitor` frees the placement groups of stopped Tune
-trials. It imports nothing of medqa's; the rest of the package imports it.
+trials.
+
+May import: nothing of medqa (the rest of the package imports it), ray.
 """
 
 from __future__ import annotations
