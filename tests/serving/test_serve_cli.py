@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_plan_reads_serve_configs_and_medqa_configs(tmp_path):
-    from medqa.serving.cli import parse_build_overrides, plan
+    from medqa.serving.command import parse_build_overrides, plan
 
     deploy = plan(str(REPO / "serve_configs/local.yaml"), {"model": "tiny-random"}, None, 9001)
     assert deploy["kind"] == "deploy" and deploy["schema"]["http_options"]["port"] == 9001
