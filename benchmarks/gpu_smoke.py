@@ -15,7 +15,7 @@ Stages, each through the project's own entry points:
      worker fails once after a mid-run checkpoint and the run resumes from it.
   3. Evaluation of the DDP adapter on the held-out validation split, scored by 2 Ray Data
      actors with the evaluation core (`score_records`, `build_report`).
-  4. `serve_configs/gpu.yaml` deployed as `medqa serve --config` deploys it (`cli.plan`, then
+  4. `serve_configs/gpu.yaml` deployed as `medqa serve --config` deploys it (`command.plan`, then
      Serve's declarative deploy), with SmolLM2 instead of Phi-2 + adapter, a throwaway API key
      file, under its own app name and route prefix; 50 `/v1/mcq` requests over HTTP on 127.0.0.1.
 
@@ -29,7 +29,6 @@ Not run in CI; tests/test_gpu_smoke.py runs it with --cpu and the tiny model.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import json
 import os
 import secrets
@@ -41,6 +40,13 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Optional
+
+# benchmarks/ is not a package: the shared load helpers are a sibling module. Run as a script,
+# this folder is sys.path[0] already; imported by path (tests/test_gpu_smoke.py) it is not, so
+# add it (at the end, so that a benchmark's file name never shadows an installed module).
+sys.path.append(str(Path(__file__).resolve().parent))
+
+from load import fire, percentile
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "medmcqa_dev_public.jsonl"
@@ -158,11 +164,6 @@ def minimum_asks(schema: dict) -> dict:
 def mcq_bodies(records: list[dict], n: int) -> list[dict]:
     """`n` /v1/mcq bodies, cycling through the questions."""
     return [{"question": r["question"], "options": list(r["options"])} for r in (records * n)[:n]]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def json_line(figures: dict) -> str:
@@ -307,17 +308,6 @@ def eval_stage(args, data_dir: Path, adapter: Optional[str], gpus: int) -> dict:
     }
 
 
-def _running_serve():
-    """The live Serve client, or None."""
-    from ray.serve.context import _get_global_client
-    from ray.serve.exceptions import RayServeException
-
-    try:
-        return _get_global_client()
-    except RayServeException:
-        return None
-
-
 def _free_port() -> int:
     import socket
 
@@ -331,16 +321,17 @@ def serve_stage(args, records: list[dict], workdir: Path) -> dict:
     import requests
     from ray import serve
 
-    from medqa.serving import cli
+    from medqa.runtime import private
+    from medqa.serving import command
 
     key = secrets.token_urlsafe(24)
     key_file = workdir / "api-key"
     key_file.write_text(key + "\n")
     key_file.chmod(0o600)
-    client = _running_serve()
+    client = private.serve_client()
     # Serve has one HTTP proxy: join it where it listens, else start it on a free loopback port.
     port = client.http_config.port if client else _free_port()
-    what = cli.plan(str(SERVE_CONFIG), serve_overrides(args, str(key_file)), "127.0.0.1", port)
+    what = command.plan(str(SERVE_CONFIG), serve_overrides(args, str(key_file)), "127.0.0.1", port)
     what["schema"] = smoke_schema(what["schema"], args.cpu)
     url = f"http://127.0.0.1:{port}/{APP}"
     asks, have = minimum_asks(what["schema"]), ray.cluster_resources()
@@ -349,22 +340,23 @@ def serve_stage(args, records: list[dict], workdir: Path) -> dict:
         raise RuntimeError(f"{SERVE_CONFIG.name} reserves more than this Ray has (asked, present): {short}")
     try:
         started = time.perf_counter()
-        cli.deploy(what, what["schema"]["http_options"])
-        cli.wait_running([APP], timeout=300)
+        command.deploy(what, what["schema"]["http_options"])
+        command.wait_running([APP], timeout=300)
         deploy_s = time.perf_counter() - started
         unauthenticated = requests.post(f"{url}/v1/mcq", json=mcq_bodies(records, 1)[0], timeout=60).status_code
-        log = _load(f"{url}/v1/mcq", mcq_bodies(records, args.requests), {"Authorization": f"Bearer {key}"})
+        log = fire(f"{url}/v1/mcq", mcq_bodies(records, args.requests), CONCURRENCY,
+                   headers={"Authorization": f"Bearer {key}"}, timeout=120)
     finally:
         if client is None:  # this stage started Serve
             serve.shutdown()
         else:
             serve.delete(APP)
-    latencies = [ms for _, ms, _ in log]
-    answers = [body for status, _, body in log if status == 200]
+    latencies = [shot.ms for shot in log]
+    answers = [json.loads(shot.body) for shot in log if shot.status == 200]
     return {
         "config": str(SERVE_CONFIG.relative_to(REPO)),
         "requests": len(log),
-        "status_counts": dict(Counter(str(status) for status, _, _ in log)),
+        "status_counts": dict(Counter(str(shot.status) for shot in log)),
         "p50_ms": round(percentile(latencies, 50), 1),
         "p95_ms": round(percentile(latencies, 95), 1),
         "answered": sum(a.get("answer_index") is not None for a in answers),
@@ -373,28 +365,6 @@ def serve_stage(args, records: list[dict], workdir: Path) -> dict:
         "deploy_s": round(deploy_s, 1),
         "concurrency": CONCURRENCY,
     }
-
-
-def _load(url: str, bodies: list[dict], headers: dict) -> list[tuple[int, float, dict]]:
-    """(status, client-side ms, JSON body) per request, `CONCURRENCY` at a time."""
-    import threading
-
-    import requests
-
-    sessions: dict = {}
-
-    def one(body: dict) -> tuple[int, float, dict]:
-        session = sessions.setdefault(threading.get_ident(), requests.Session())
-        started = time.perf_counter()
-        try:
-            r = session.post(url, json=body, headers=headers, timeout=120)
-            status, answer = r.status_code, (r.json() if r.ok else {})
-        except requests.RequestException:
-            status, answer = -1, {}
-        return status, (time.perf_counter() - started) * 1000, answer
-
-    with cf.ThreadPoolExecutor(CONCURRENCY) as pool:
-        return list(pool.map(one, bodies))
 
 
 # ---------------------------------------------------------------- main

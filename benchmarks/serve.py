@@ -26,7 +26,6 @@ Not run in CI.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import json
 import os
 import socket
@@ -35,6 +34,13 @@ import time
 from pathlib import Path
 
 import requests
+
+# benchmarks/ is not a package: the shared load helpers are a sibling module. Run as a script,
+# this folder is sys.path[0] already; imported by path from elsewhere it is not, so add it (at
+# the end, so that a benchmark's file name never shadows an installed module).
+sys.path.append(str(Path(__file__).resolve().parent))
+
+from load import fire, flood, percentile  # serve_breakdown.py imports percentile from here
 
 REPO = Path(__file__).resolve().parents[1]
 DEV = REPO.parent / "shared" / "data" / "medmcqa_dev_public.jsonl"
@@ -47,11 +53,6 @@ def load_questions(n: int) -> list[dict]:
     return [{"question": r["question"], "options": [r["opa"], r["opb"], r["opc"], r["opd"]]} for r in rows]
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
 def summarise(latencies_ms: list[float], wall_s: float, errors: int) -> dict:
     return {"n": len(latencies_ms), "errors": errors, "p50_ms": round(percentile(latencies_ms, 50), 1),
             "p95_ms": round(percentile(latencies_ms, 95), 1), "p99_ms": round(percentile(latencies_ms, 99), 1),
@@ -60,34 +61,15 @@ def summarise(latencies_ms: list[float], wall_s: float, errors: int) -> dict:
 
 def overload(url: str, bodies: list[dict], clients: int, seconds: float) -> dict:
     """`clients` threads, each sending bodies back to back for `seconds`: what a flood sees."""
-    import threading
     from collections import Counter
 
-    stop, lock, log = time.time() + seconds, threading.Lock(), []
-
-    def client(k: int) -> None:
-        session, i = requests.Session(), k
-        while time.time() < stop:
-            start = time.perf_counter()
-            try:
-                status = session.post(url, json=bodies[i % len(bodies)], timeout=600).status_code
-            except requests.RequestException:
-                status = -1
-            with lock:
-                log.append((status, (time.perf_counter() - start) * 1000))
-            i += clients
-
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    answered = [ms for status, ms in log if status == 200]
+    log = flood(url, bodies, clients, seconds, timeout=600)
+    answered = [shot.ms for shot in log if shot.status == 200]
     return {"clients": clients, "seconds": seconds, "requests": len(log),
-            "status_counts": dict(Counter(str(status) for status, _ in log)),
+            "status_counts": dict(Counter(str(shot.status) for shot in log)),
             "answered_p50_ms": round(percentile(answered, 50), 1) if answered else None,
             "answered_p99_ms": round(percentile(answered, 99), 1) if answered else None,
-            "longest_wait_ms": round(max(ms for _, ms in log), 1)}
+            "longest_wait_ms": round(max(shot.ms for shot in log), 1)}
 
 
 def in_process_work(questions: list[dict], use_classifier: bool) -> list[float]:
@@ -129,21 +111,10 @@ def timed(fn, items) -> list[float]:
 
 def load_test(url: str, bodies: list[dict], concurrency: int) -> dict:
     """Send every body once with `concurrency` client threads; latency is client-side."""
-    session_per_thread: dict = {}
-
-    def one(body: dict) -> tuple[float, bool]:
-        import threading
-
-        s = session_per_thread.setdefault(threading.get_ident(), requests.Session())
-        start = time.perf_counter()
-        r = s.post(url, json=body, timeout=600)
-        return (time.perf_counter() - start) * 1000, r.status_code == 200
-
     start = time.perf_counter()
-    with cf.ThreadPoolExecutor(concurrency) as pool:
-        results = list(pool.map(one, bodies))
+    shots = fire(url, bodies, concurrency, timeout=600)
     wall = time.perf_counter() - start
-    return summarise([ms for ms, _ in results], wall, sum(not ok for _, ok in results))
+    return summarise([shot.ms for shot in shots], wall, sum(shot.status != 200 for shot in shots))
 
 
 def serve_floor(base: str, questions: list[dict]) -> dict:

@@ -89,7 +89,9 @@ def test_serve_answers_every_request_behind_the_key(figures, smoke):
     assert sv["unauthenticated_status"] == 401
     assert 0 < sv["p50_ms"] <= sv["p95_ms"]
     # The app is gone afterwards (Serve itself too, unless another test's app keeps it running).
-    client = smoke._running_serve()
+    from medqa.runtime import private
+
+    client = private.serve_client()
     if client is not None:
         from ray import serve
 

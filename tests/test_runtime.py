@@ -69,3 +69,26 @@ def test_private_gcs_helpers_against_a_live_ray(ray_session):
     ControllerCallback, WorkerGroupCallback = private.train_callback_bases()
     assert hasattr(ControllerCallback, "after_controller_start")
     assert hasattr(WorkerGroupCallback, "after_worker_group_start")
+
+
+@pytest.mark.ray
+def test_serve_client_finds_the_running_serve_and_none_without_it(ray_session):
+    import socket
+
+    from ray import serve
+
+    running = private.serve_client()
+    if running is not None:  # another test's Serve, shared by the session: leave it up
+        assert running.http_config.port > 0
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        client = private.serve_client()
+        assert client is not None and client.http_config.port == port
+        assert private.serve_proxy_host() == "127.0.0.1"
+    finally:
+        serve.shutdown()
+    assert private.serve_client() is None

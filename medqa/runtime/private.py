@@ -81,6 +81,17 @@ def serve_proxy_host() -> str:
     return _get_global_client().http_config.host
 
 
+def serve_client():
+    """The running Serve instance's controller client (its `http_config` says where the proxy
+    listens), or None when Serve is not running or Ray is not initialised."""
+    import ray
+    from ray.serve.context import _get_global_client
+
+    if not ray.is_initialized():  # Serve's lookup would start a Ray of its own
+        return None
+    return _get_global_client(raise_if_no_controller_running=False)
+
+
 def serve_start(http_options: dict, proxy_location):
     """Serve's own start for a declarative config: what `serve run config.yaml` calls."""
     from ray.serve._private.api import serve_start as start
