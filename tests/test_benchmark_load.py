@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import socket
-import sys
 import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_module():
-    """benchmarks/ is not a package: import the module by path, registered like any module."""
-    spec = importlib.util.spec_from_file_location("load", REPO / "benchmarks" / "load.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-load = load_module()
+load = load_benchmark("load")
 
 
 class Server:

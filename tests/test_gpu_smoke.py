@@ -7,12 +7,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
-REPO = Path(__file__).resolve().parents[1]
 STEPS, EVAL_LIMIT, REQUESTS = 2, 8, 50
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -20,18 +19,9 @@ if importlib.util.find_spec("pytest_timeout"):  # the marker exists only with th
     pytestmark.append(pytest.mark.timeout(600))
 
 
-def load_smoke():
-    """benchmarks/ is not a package: import the script by path, registered like any module."""
-    spec = importlib.util.spec_from_file_location("gpu_smoke", REPO / "benchmarks" / "gpu_smoke.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def smoke():
-    return load_smoke()
+    return load_benchmark("gpu_smoke")
 
 
 @pytest.fixture(scope="module")
