@@ -14,7 +14,8 @@ Stages, each through the project's own entry points:
   2. The same with DeepSpeed ZeRO-3 (4-bit weights stored in the compute dtype), where a
      worker fails once after a mid-run checkpoint and the run resumes from it.
   3. Evaluation of the DDP adapter on the held-out validation split, scored by 2 Ray Data
-     actors with the evaluation core (`score_records`, `build_report`).
+     actors (`medqa.evaluation.distributed.ray_scorer`, as `medqa evaluate --workers 2`) and
+     reported by the evaluation core (`build_report`).
   4. `serve_configs/gpu.yaml` deployed as `medqa serve --config` deploys it (`command.plan`, then
      Serve's declarative deploy), with SmolLM2 instead of Phi-2 + adapter, a throwaway API key
      file, under its own app name and route prefix; 50 `/v1/mcq` requests over HTTP on 127.0.0.1.
@@ -235,75 +236,30 @@ def train_stage(overrides: list[str]) -> dict:
     }
 
 
-class _Scorer:
-    """A Ray Data actor: loads the model (+ adapter) once as `medqa evaluate` does, scores batches."""
-
-    def __init__(self, model: str, adapter: Optional[str], load_in_4bit: bool):
-        from medqa.evaluation.command import load_model_for_eval
-
-        self.model, self.tokenizer, _ = load_model_for_eval(model, adapter, load_in_4bit)
-
-    def __call__(self, batch):
-        import pyarrow as pa
-
-        from medqa.data.record import MCQRecord
-        from medqa.modeling.scoring import score_records
-
-        rows = batch.to_pylist()
-        started = time.perf_counter()
-        scores = score_records(self.model, self.tokenizer,
-                               [MCQRecord.from_dict(r) for r in rows],  # from_dict ignores "row"
-                               batch_size=BATCH_SIZE * 2)
-        seconds = time.perf_counter() - started
-        return pa.Table.from_pylist([
-            {"row": r["row"], "loglikelihoods": s.loglikelihoods, "probabilities": s.probabilities,
-             "predicted_index": s.predicted_index, "confidence": s.confidence, "method": s.method,
-             "continuation_bytes": s.continuation_bytes, "worker": os.getpid(), "seconds": seconds / len(rows)}
-            for r, s in zip(rows, scores)])
-
-
 def eval_stage(args, data_dir: Path, adapter: Optional[str], gpus: int) -> dict:
-    import ray
-
     from medqa.data.record import MCQRecord
+    from medqa.evaluation.distributed import ray_scorer
     from medqa.evaluation.runner import build_report
-    from medqa.modeling.scoring import MCQScore
     from medqa.training.driver import mcq_records
 
-    if __name__ != "__main__":
-        # Imported (the test does): ship `_Scorer` by value, as for a script; Ray's workers
-        # cannot import benchmarks/, which is not part of the package.
-        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    records = mcq_records(data_dir, args.eval_limit)  # held out: the pipeline never trains on them
-    items = [{**r, "row": i} for i, r in enumerate(records)]
-    context = ray.data.DataContext.get_current()
-    wait_before = context.wait_for_min_actors_s
-    # Both actors loaded before the first batch is dealt (else the first one ready takes every
-    # block), two blocks per actor, one at a time each: both workers really score.
-    context.wait_for_min_actors_s = 600
-    started = time.perf_counter()
-    try:
-        scored = ray.data.from_items(items, override_num_blocks=2 * EVAL_WORKERS).map_batches(
-            _Scorer, fn_constructor_kwargs={"model": args.model, "adapter": adapter, "load_in_4bit": not args.cpu},
-            batch_format="pyarrow", batch_size=None,
-            compute=ray.data.ActorPoolStrategy(size=EVAL_WORKERS, max_tasks_in_flight_per_actor=1),
-            num_cpus=1, num_gpus=min(1.0, gpus / EVAL_WORKERS) if gpus else 0).take_all()
-    finally:
-        context.wait_for_min_actors_s = wait_before
-    seconds = time.perf_counter() - started
-    scored.sort(key=lambda row: row["row"])
-    scores = [MCQScore(**{k: v for k, v in row.items() if k not in ("row", "worker", "seconds")}) for row in scored]
-    report = build_report([MCQRecord.from_dict(r) for r in records], scores, seconds)
+    records = [MCQRecord.from_dict(r) for r in mcq_records(data_dir, args.eval_limit)]  # held out
+    # On this Ray (main started or joined it), so closing the scorer leaves Ray running.
+    with ray_scorer(args.model, adapter, not args.cpu, "letter", BATCH_SIZE * 2, EVAL_WORKERS,
+                    gpus_per_worker=min(1.0, gpus / EVAL_WORKERS) if gpus else 0.0) as scorer:
+        started = time.perf_counter()
+        scores = scorer(records)
+        seconds = time.perf_counter() - started
+    report = build_report(records, scores, seconds)
     return {
         "workers": EVAL_WORKERS,
-        "workers_used": len({row["worker"] for row in scored}),
+        "workers_used": scorer.workers_used,
         "rows": report["n"],
         "rows_expected": len(records),
         "accuracy": round(report["accuracy"], 4),
         "majority_baseline": round(report["baselines"]["majority"], 4),
         "seconds": round(seconds, 2),  # wall: actor start and model load included
         "rows_per_s": round(report["n"] / seconds, 2),
-        "scoring_s": round(sum(row["seconds"] for row in scored), 2),  # inside the actors, summed
+        "scoring_s": round(scorer.scoring_s, 2),  # inside the actors, summed
         "adapter": adapter,
     }
 

@@ -117,6 +117,9 @@ class TrainingConfig:
     logging_steps: int = opt(1, "Log the training loss every N steps.")
     eval_steps: int = opt(50, "Evaluate (loss and multiple-choice accuracy) every N steps.")
     eval_mcq_limit: int = opt(64, "Validation questions scored for accuracy at each evaluation (0 = loss only).")
+    calibration_alpha: float = opt(0.1, "After training, those validation questions fit `calibration.json` beside "
+                                        "the final adapter (temperature, 1 - alpha answer sets; `medqa calibrate` "
+                                        "fits one on more rows); 0 = none.")
     save_steps: int = opt(50, "Checkpoint every N steps.")
     keep_checkpoints: int = opt(2, "Checkpoints kept by Ray Train (best by eval loss).")
     max_failures: int = opt(2, "Worker-group failures tolerated; the run restarts from the latest checkpoint.")
@@ -130,6 +133,7 @@ class TrainingConfig:
                     "logging_steps", "eval_steps", "save_steps", "keep_checkpoints"):
             _check(getattr(self, key) >= 1, key, "must be at least 1")
         _check(self.zero_stage in (2, 3), "zero_stage", "must be 2 or 3")
+        _check(0.0 <= self.calibration_alpha < 1.0, "calibration_alpha", "must be in [0, 1)")
         _check(self.learning_rate > 0, "learning_rate", "must be positive")
         _check(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "must be in [0, 1)")
         _check(self.epochs > 0, "epochs", "must be positive")
@@ -223,7 +227,12 @@ class ServingConfig:
     max_stop_sequences: int = opt(4, "Requests with more stop sequences get 422.")
     max_new_tokens: int = opt(512, "Largest `max_length` / `max_tokens` a request may ask for (larger ones get a 422).")
     abstain_threshold: float = opt(0.35, "`/v1/mcq` answers are flagged `abstained` when the top option probability is "
-                                         "below this.")
+                                         "below this; only without a calibration (with one, `abstained` means the "
+                                         "answer set holds more than one option).")
+    calibration: Optional[str] = opt(None, "Calibration JSON (`medqa calibrate --output`) applied to `/v1/mcq`: "
+                                           "calibrated probabilities and a conformal `prediction_set`. Unset: the "
+                                           "adapter directory's `calibration.json` if there is one; `none`: no "
+                                           "calibration even then. Read where the app is built.")
     # Security (the operator's decisions; no request can change them)
     api_key_env: str = opt("MEDQA_API_KEY", "Environment variable of the ingress replicas that, when set, holds the "
                                             "API key required in `Authorization: Bearer`.")
@@ -250,6 +259,8 @@ class ServingConfig:
         _check(self.max_stop_sequences >= 0, "max_stop_sequences", "must be >= 0")
         _check(self.request_timeout_s > 0, "request_timeout_s", "must be positive")
         _check(0.0 <= self.abstain_threshold <= 1.0, "abstain_threshold", "must be in [0, 1]")
+        _check(self.calibration is None or bool(self.calibration.strip()), "calibration",
+               "must be the path of a calibration JSON, `none`, or unset")
         _check(1 <= self.max_new_tokens <= 2048, "max_new_tokens", "must be between 1 and 2048")
 
 

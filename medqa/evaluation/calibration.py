@@ -167,6 +167,18 @@ def debiased_probs(per_rotation_probs: Rows, per_rotation_texts: Sequence[Sequen
     return (total / len(per_rotation_probs)).tolist()
 
 
+def debiased_scores(per_rotation_scores: Rows, per_rotation_texts: Sequence[Sequence[str]]) -> list[float]:
+    """The calibration pipeline's input for one question: log of `debiased_probs` of the
+    rotations' softmaxed comparison scores, in rotation 0's order.
+
+    With one rotation this is log-softmax of the scores, which temperature scaling treats exactly
+    like the scores themselves (softmax is shift-invariant), so K = 1 and K > 1 share one path.
+    """
+    probs = [_softmax(np.asarray([row], dtype=float))[0] for row in per_rotation_scores]
+    averaged = np.asarray(debiased_probs(probs, per_rotation_texts))
+    return np.log(np.maximum(averaged, np.finfo(float).tiny)).tolist()  # an underflowed 0 stays finite
+
+
 # ---------------------------------------------------------------------------
 # Split conformal prediction sets
 # ---------------------------------------------------------------------------
@@ -344,22 +356,37 @@ class CalibrationData:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Temperature + conformal thresholds, saved as versioned JSON by `medqa calibrate`."""
+    """Temperature + conformal thresholds, saved as versioned JSON by `medqa calibrate`.
+
+    `permutations` and `method` say how the scores it was fitted on were made (K rotations of
+    the options through `debiased_scores`, the scorer's method); the thresholds hold only for
+    scores made the same way, so whoever applies it scores questions that way too.
+    """
 
     temperature: float
     conformal: Conformal
     data: CalibrationData = field(default_factory=lambda: CalibrationData(rows=0))
+    permutations: int = 1
+    method: str = "letter"
 
     def __post_init__(self):
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature!r}")
+        if self.permutations < 1:
+            raise ValueError(f"permutations must be at least 1, got {self.permutations!r}")
 
     def probs(self, scores: Rows) -> list[list[float]]:
         return scaled_probs(scores, self.temperature)
 
+    def answer_sets(self, scores: Rows, subjects: Sequence[str]) -> tuple[list[list[float]], list[list[int]]]:
+        """(calibrated probabilities, conformal prediction sets) for questions scored like the
+        calibration rows (`debiased_scores` over `permutations` rotations)."""
+        probs = self.probs(scores)
+        return probs, prediction_sets(probs, subjects, self.conformal)
+
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "temperature": self.temperature, "conformal": self.conformal.to_dict(),
-                "data": asdict(self.data)}
+        return {"format": FORMAT, "temperature": self.temperature, "permutations": self.permutations,
+                "method": self.method, "conformal": self.conformal.to_dict(), "data": asdict(self.data)}
 
     @classmethod
     def from_dict(cls, data: object) -> "Calibration":
@@ -368,7 +395,8 @@ class Calibration:
             raise ValueError(f'not a medqa calibration: expected "format": {FORMAT}, found {found!r}')
         try:
             return cls(temperature=float(data["temperature"]), conformal=Conformal.from_dict(data["conformal"]),
-                       data=CalibrationData(**data["data"]))
+                       data=CalibrationData(**data["data"]), permutations=int(data["permutations"]),
+                       method=str(data["method"]))
         except KeyError as err:
             raise ValueError(f"corrupt medqa calibration: missing key {err}") from err
         except (TypeError, ValueError, AttributeError) as err:
@@ -389,9 +417,11 @@ class Calibration:
 
 
 def fit_calibration(scores: Rows, labels: Sequence[int], subjects: Sequence[str], alpha: float = 0.1,
-                    source: str = "", min_rows_per_subject: int = 40) -> Calibration:
+                    source: str = "", min_rows_per_subject: int = 40, permutations: int = 1,
+                    method: str = "letter") -> Calibration:
     """Temperature on the calibration rows' scores, then conformal thresholds on the scaled
-    probabilities of the same rows (the order they are applied in)."""
+    probabilities of the same rows (the order they are applied in). `permutations` and `method`
+    record how `scores` were made."""
     temperature = fit_temperature(scores, labels)
     before, after = scaled_probs(scores, 1.0), scaled_probs(scores, temperature)
     return Calibration(
@@ -399,4 +429,6 @@ def fit_calibration(scores: Rows, labels: Sequence[int], subjects: Sequence[str]
         conformal=fit_conformal(after, labels, subjects, alpha, min_rows_per_subject),
         data=CalibrationData(rows=len(labels), source=source, ece_before=calibration_error(before, labels),
                              ece_after=calibration_error(after, labels)),
+        permutations=permutations,
+        method=method,
     )

@@ -12,9 +12,13 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from medqa.console import err
+
+if TYPE_CHECKING:
+    from medqa.evaluation.calibration import Calibration
+    from medqa.evaluation.runner import Scorer
 
 MAX_REJECTIONS_LISTED = 20
 DEFAULT_OUTPUT_DIR = "runs/eval"
@@ -28,6 +32,7 @@ class EvaluateSettings:
     model: Optional[str] = None  # default: the adapter's base model, else smollm2-135m
     adapter: Optional[str] = None
     limit: Optional[int] = None
+    skip: int = 0
     output: Optional[str] = None  # default: DEFAULT_OUTPUT_DIR/<model>-<time>/report.json
     method: str = "letter"
     batch_size: int = 8
@@ -38,17 +43,35 @@ class EvaluateSettings:
     threads: Optional[int] = None
     run_dir: Optional[str] = None
     plots: bool = True
+    permutations: int = 1
+    calibration: Optional[str] = None  # a `medqa calibrate` artefact ...
+    calibration_data: Optional[str] = None  # ... or SRC to fit one on first (not both)
+    calibration_limit: Optional[int] = None
+    conformal_alpha: Optional[float] = None  # default: the artefact's, else 0.1
+    workers: int = 0  # 0: score in this process; N: a Ray Data pool of N model replicas
+    gpus_per_worker: float = 0.0
+
+    def __post_init__(self):
+        if self.calibration and self.calibration_data:
+            raise ValueError("give --calibration FILE or --calibration-data SRC, not both")
+        if self.conformal_alpha is not None and not 0 < self.conformal_alpha < 1:
+            raise ValueError(f"--conformal-alpha must be in (0, 1), got {self.conformal_alpha}")
+        if self.permutations < 1 or self.workers < 0 or self.gpus_per_worker < 0:
+            raise ValueError("--permutations must be >= 1, --workers and --gpus-per-worker >= 0")
+        if self.gpus_per_worker and not self.workers:
+            raise ValueError("--gpus-per-worker needs --workers N (the Ray Data pool)")
 
 
-def load_eval_records(src: str, limit: Optional[int]) -> tuple[list, dict]:
-    """Valid, labelled records (first `limit`) and a summary of what was left out.
+def load_eval_records(src: str, limit: Optional[int], skip: int = 0) -> tuple[list, dict]:
+    """Valid, labelled records (`limit` of them after the first `skip`) and a summary of what
+    was left out. `skip` lets one file give disjoint calibration and evaluation rows.
 
     Malformed rows are counted and listed with their reasons, never fatal.
     """
     from medqa.data.sources import read_records
 
     records, rejections = read_records(src)
-    labelled = [r for r in records if r.answer_index is not None]
+    labelled = [r for r in records if r.answer_index is not None][skip:]
     if limit is not None:
         labelled = labelled[:limit]
     if not labelled:
@@ -60,6 +83,7 @@ def load_eval_records(src: str, limit: Optional[int]) -> tuple[list, dict]:
         rejected=len(rejections),
         rejections=[_rejection_dict(r) for r in rejections[:MAX_REJECTIONS_LISTED]],
         limit=limit,
+        skip=skip,
     )
     return labelled, data_summary
 
@@ -70,34 +94,51 @@ def _rejection_dict(rejection) -> dict:
     return row
 
 
-def adapter_base_model(adapter: str) -> Optional[str]:
-    config = Path(adapter) / "adapter_config.json"
-    if not config.exists():
-        raise FileNotFoundError(f"{adapter}: not a LoRA adapter directory (no adapter_config.json)")
-    return json.loads(config.read_text()).get("base_model_name_or_path")
-
-
-def load_model_for_eval(model_name: Optional[str], adapter: Optional[str], load_in_4bit: bool):
-    """(model, tokenizer, resolved model name): full precision unless asked otherwise."""
-    from medqa.config import ModelConfig
-    from medqa.modeling.loading import load_model, load_tokenizer
-
-    if model_name is None:
-        model_name = (adapter and adapter_base_model(adapter)) or "smollm2-135m"
-    cfg = ModelConfig(name=model_name, load_in_4bit=load_in_4bit)
-    tokenizer = load_tokenizer(cfg)
-    model = load_model(cfg)
-    if adapter:
-        from medqa.modeling.lora import load_adapter
-
-        model = load_adapter(model, adapter)
-    model.eval()
-    return model, tokenizer, model_name
-
-
 def default_output(model_name: str) -> Path:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(model_name).name or model_name)
     return Path(DEFAULT_OUTPUT_DIR) / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}" / "report.json"
+
+
+def scorer_for(s: EvaluateSettings) -> tuple[Scorer, Callable[[], tuple], str, Callable[[], None]]:
+    """(scorer, in-process model loader, model name, close) for the settings: in this process,
+    or a Ray Data pool of `s.workers` replicas (the model is then loaded here only if asked)."""
+    from medqa.evaluation.runner import local_scorer
+    from medqa.modeling.loading import DEFAULT_SCORING_MODEL, adapter_base_model, load_for_scoring
+
+    if s.workers:
+        from medqa.evaluation.distributed import ray_scorer
+
+        name = s.model or (s.adapter and adapter_base_model(s.adapter)) or DEFAULT_SCORING_MODEL
+        scorer = ray_scorer(name, s.adapter, s.load_in_4bit, s.method, s.batch_size, s.workers, s.gpus_per_worker)
+        return scorer, lambda: load_for_scoring(name, s.adapter, s.load_in_4bit)[:2], name, scorer.close
+    model, tokenizer, name = load_for_scoring(s.model, s.adapter, s.load_in_4bit)
+    return (local_scorer(model, tokenizer, s.method, s.batch_size, progress=True), lambda: (model, tokenizer),
+            name, lambda: None)
+
+
+def load_calibration(s: EvaluateSettings) -> Calibration:
+    """`s.calibration`, checked against the settings before any model is loaded."""
+    from medqa.evaluation.calibration import Calibration
+
+    loaded = Calibration.load(s.calibration)
+    if s.conformal_alpha is not None and s.conformal_alpha != loaded.conformal.alpha:
+        raise ValueError(f"{s.calibration} was fitted at alpha {loaded.conformal.alpha}, not {s.conformal_alpha}: "
+                         f"refit it with `medqa calibrate --alpha {s.conformal_alpha}`")
+    if (loaded.permutations, loaded.method) != (s.permutations, s.method):
+        raise ValueError(f"{s.calibration} was fitted on --method {loaded.method} --permutations "
+                         f"{loaded.permutations} (1 rotation = none); evaluate with the same or refit it")
+    return loaded
+
+
+def fit_calibration_data(s: EvaluateSettings, scorer: Scorer) -> Calibration:
+    """A calibration fitted now on `s.calibration_data`, scored like the evaluated rows."""
+    from medqa.evaluation.runner import fit_on
+
+    records, _ = load_eval_records(s.calibration_data, s.calibration_limit)
+    err.print(f"calibrating on {len(records)} question(s) from {s.calibration_data}")
+    alpha = 0.1 if s.conformal_alpha is None else s.conformal_alpha
+    return fit_on(scorer, records, alpha=alpha, permutations=s.permutations, method=s.method,
+                  source=s.calibration_data)
 
 
 def run_evaluation(settings: EvaluateSettings) -> tuple[dict, dict]:
@@ -107,24 +148,33 @@ def run_evaluation(settings: EvaluateSettings) -> tuple[dict, dict]:
     from medqa.evaluation.runner import evaluate_model
 
     s = settings
+    calibrated = load_calibration(s) if s.calibration else None
     started = time.perf_counter()
     if s.threads:
         import torch
 
         torch.set_num_threads(s.threads)
-    records, data_summary = load_eval_records(s.data, s.limit)
+    records, data_summary = load_eval_records(s.data, s.limit, s.skip)
     if data_summary["rejected"]:
         err.print(f"[yellow]{data_summary['rejected']} malformed row(s) skipped[/] (listed in the report)")
-    err.print(f"evaluating {len(records)} question(s) from {s.data}")
-    model, tokenizer, model_name = load_model_for_eval(s.model, s.adapter, s.load_in_4bit)
-    report, _ = evaluate_model(
-        model, tokenizer, records, method=s.method, batch_size=s.batch_size,
-        consistency_n=s.consistency, progress=True,
-    )
-    report.update(model=model_name, adapter=s.adapter, load_in_4bit=s.load_in_4bit, data=data_summary)
+    scorer, load_model, model_name, close = scorer_for(s)
+    try:
+        if s.calibration_data:
+            calibrated = fit_calibration_data(s, scorer)
+        err.print(f"evaluating {len(records)} question(s) from {s.data}")
+        report, _ = evaluate_model(scorer, records, method=s.method, consistency_n=s.consistency,
+                                   permutations=s.permutations, calibrated=calibrated)
+    finally:
+        close()
+    report.update(model=model_name, adapter=s.adapter, load_in_4bit=s.load_in_4bit, data=data_summary,
+                  workers=s.workers)
+    if calibrated is not None:
+        report["calibration"]["artefact"] = s.calibration
+        report["calibration"]["overlap_with_evaluated"] = overlap(s.calibration_data, records)
     if s.generation:
         from medqa.evaluation.generation import evaluate_generation
 
+        model, tokenizer = load_model()
         report["generation"] = evaluate_generation(
             model, tokenizer, records, s.generation, max_new_tokens=s.max_new_tokens, progress=True
         )
@@ -136,6 +186,7 @@ def run_evaluation(settings: EvaluateSettings) -> tuple[dict, dict]:
     summary = dict(accuracy=report["accuracy"], n=report["n"], report=str(output),
                    baselines=report["baselines"], ece=report["ece"],
                    seconds_per_question=report["seconds_per_question"], rejected=data_summary["rejected"])
+    summary |= {key: _headline(report[key]) for key in ("debiased", "calibration", "conformal") if key in report}
     if s.plots:
         from medqa.evaluation.report import write_markdown_report
 
@@ -143,3 +194,23 @@ def run_evaluation(settings: EvaluateSettings) -> tuple[dict, dict]:
     err.print(f"accuracy {report['accuracy']:.3f} on {report['n']} (chance {report['baselines']['chance']:.2f}, "
               f"majority {report['baselines']['majority']:.3f}); report: {output}")
     return summary, report
+
+
+def _headline(entry: dict) -> dict:
+    """An entry of the report without its tables (per subject, bins): what the summary prints."""
+    return {k: v for k, v in entry.items() if not isinstance(v, (dict, list))}
+
+
+def overlap(calibration_src: Optional[str], records) -> Optional[int]:
+    """Evaluated questions that were also calibration rows (by question text), when the
+    calibration data was given here: a calibration fitted on the evaluated rows reports
+    coverage it has not earned."""
+    if not calibration_src:
+        return None
+    from medqa.data.sources import read_records
+
+    seen = {r.question.strip().lower() for r in read_records(calibration_src)[0]}
+    found = sum(r.question.strip().lower() in seen for r in records)
+    if found:
+        err.print(f"[yellow]{found} evaluated question(s) are also calibration rows[/]: coverage is optimistic")
+    return found

@@ -45,9 +45,27 @@ def plot_per_subject(report: dict, path: Path, max_subjects: int = 25) -> Path:
 def plot_reliability(report: dict, path: Path) -> Path:
     """Reliability diagram: accuracy per confidence bin against the diagonal, with bin counts."""
     plt = pyplot()
-    bins = report["reliability"]
-    width = bins[0]["upper"] - bins[0]["lower"]
     fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(6, 6.5), sharex=True, gridspec_kw=dict(height_ratios=[3, 1]))
+    _reliability_panel(ax, ax_n, report["reliability"],
+                       f"Reliability (ECE {report['ece']:.3f}, {report['ece_bins']} equal-width bins)")
+    return save_figure(fig, path)
+
+
+def plot_calibrated_reliability(report: dict, path: Path) -> Path:
+    """The reliability diagram before and after temperature scaling, side by side."""
+    plt = pyplot()
+    cal = report["calibration"]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharex=True, sharey="row",
+                             gridspec_kw=dict(height_ratios=[3, 1]))
+    _reliability_panel(axes[0][0], axes[1][0], cal["reliability_before"],
+                       f"Before (T = 1, ECE {cal['ece_before']:.3f})")
+    _reliability_panel(axes[0][1], axes[1][1], cal["reliability"],
+                       f"After (T = {cal['temperature']:.2f}, ECE {cal['ece']:.3f})")
+    return save_figure(fig, path)
+
+
+def _reliability_panel(ax, ax_n, bins: list[dict], title: str) -> None:
+    width = bins[0]["upper"] - bins[0]["lower"]
     filled = [b for b in bins if b["count"]]
     ax.bar([b["lower"] for b in filled], [b["accuracy"] for b in filled], width=width, align="edge",
            edgecolor="black", color="#4c72b0", label="accuracy")
@@ -57,13 +75,37 @@ def plot_reliability(report: dict, path: Path) -> Path:
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
-    ax.set_title(f"Reliability (ECE {report['ece']:.3f}, {report['ece_bins']} equal-width bins)")
+    ax.set_title(title)
     ax.legend(loc="upper left", fontsize=8)
     ax_n.bar([b["lower"] for b in bins], [b["count"] for b in bins], width=width, align="edge", color="grey",
              edgecolor="black")
     ax_n.set_ylabel("questions")
     ax_n.set_xlabel("confidence (probability of the chosen option)")
     ax_n.set_xlim(0, 1)
+
+
+def plot_answer_sets(report: dict, path: Path, max_subjects: int = 25) -> Path:
+    """Conformal coverage (against its target) and mean set size per subject (largest first)."""
+    plt = pyplot()
+    conformal = report["conformal"]
+    items = list(conformal["per_subject"].items())[:max_subjects][::-1]
+    labels = [f"{s} (n={v['n']})" for s, v in items]
+    fig, (ax_c, ax_s) = plt.subplots(1, 2, figsize=(10, 0.35 * len(items) + 1.8), sharey=True)
+    bars = ax_c.barh(labels, [v["coverage"] for _, v in items], color="#4c72b0")
+    ax_c.bar_label(bars, labels=[f"{v['coverage']:.2f}" for _, v in items], padding=2, fontsize=7)
+    ax_c.axvline(conformal["target_coverage"], color="#c44e52", linestyle="--",
+                 label=f"target {conformal['target_coverage']:.2f}")
+    ax_c.axvline(conformal["coverage"], color="black", label=f"overall {conformal['coverage']:.3f}")
+    ax_c.set_xlim(0, 1.1)
+    ax_c.set_xlabel("coverage (answer in the set)")
+    ax_c.legend(loc="lower left", fontsize=8)
+    bars = ax_s.barh(labels, [v["mean_set_size"] for _, v in items], color="#55a868")
+    ax_s.bar_label(bars, labels=[f"{v['mean_set_size']:.2f}" for _, v in items], padding=2, fontsize=7)
+    ax_s.axvline(conformal["mean_set_size"], color="black", label=f"overall {conformal['mean_set_size']:.2f}")
+    ax_s.set_xlim(0, max([v["mean_set_size"] for _, v in items] + [1]) * 1.15)
+    ax_s.set_xlabel("mean set size (options)")
+    ax_s.legend(loc="lower right", fontsize=8)
+    fig.suptitle(f"Conformal answer sets at alpha {conformal['alpha']} ({conformal['n']} questions)")
     return save_figure(fig, path)
 
 
@@ -188,6 +230,19 @@ def summary_lines(report: dict) -> list[str]:
     if perm:
         rows.append([f"permutation consistency (options rotated by {perm['shift']}, n={perm['n']})",
                      f"{perm['consistency']:.3f}"])
+    debiased = report.get("debiased")
+    if debiased:
+        rows.append([f"position-debiased accuracy ({debiased['permutations']} rotations)",
+                     f"**{debiased['accuracy']:.3f}** (raw {debiased['accuracy_raw']:.3f}, "
+                     f"{debiased['changed']} answers changed)"])
+    cal = report.get("calibration")
+    if cal:
+        rows.append([f"ECE after temperature scaling (T = {cal['temperature']:.3f})",
+                     f"**{cal['ece']:.3f}** (before {cal['ece_before']:.3f})"])
+    conformal = report.get("conformal")
+    if conformal:
+        rows.append([f"answer-set coverage (target {conformal['target_coverage']:.2f})",
+                     f"**{conformal['coverage']:.3f}**, mean set size {conformal['mean_set_size']:.2f}"])
     return markdown_table(["metric", "value"], rows)
 
 
@@ -204,6 +259,15 @@ def _sections(report: dict) -> list[str]:
     out += markdown_table(["answer when confidence ≥", "coverage", "accuracy"],
                           [[f"{p['threshold']:.3f}", percent(p["coverage"]), f"{p['accuracy']:.3f}"]
                            for p in report["coverage"]])
+    conformal = report.get("conformal")
+    if conformal:
+        own = set(conformal["mondrian_subjects"])
+        out += ["", f"## Answer sets (split conformal, alpha {conformal['alpha']})", "",
+                "A set holds every option the calibration cannot rule out; its size is the model's doubt. "
+                "Subjects marked * have their own threshold; the others use the pooled one.", ""]
+        out += markdown_table(["subject", "n", "coverage", "mean set size"],
+                              [[s + (" *" if s in own else ""), v["n"], f"{v['coverage']:.3f}",
+                                f"{v['mean_set_size']:.2f}"] for s, v in conformal["per_subject"].items()])
     gen = report.get("generation")
     if gen and gen.get("n"):
         out += ["", "## Explanations (generation)", ""]
@@ -231,6 +295,10 @@ def write_markdown_report(report: dict, path: str | Path, run_dir: Optional[str]
         "Accuracy vs coverage": plot_coverage(report, plots_dir / "coverage.png"),
         "Answer-position confusion": plot_confusion(report, plots_dir / "confusion.png"),
     }
+    if "calibration" in report:
+        plots["Reliability before and after temperature scaling"] = plot_calibrated_reliability(
+            report, plots_dir / "reliability_calibrated.png")
+        plots["Answer sets per subject"] = plot_answer_sets(report, plots_dir / "answer_sets.png")
     if run_dir:
         curves = plot_training_curves(load_training_history(run_dir), plots_dir / "training_curves.png")
         if curves:

@@ -158,3 +158,33 @@ def load_model(cfg: ModelConfig | str, device_map: DeviceMap = None, zero3: bool
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     model.config.use_cache = False
     return model
+
+
+DEFAULT_SCORING_MODEL = "smollm2-135m"
+
+
+def adapter_base_model(adapter: str) -> str | None:
+    """The base model a LoRA adapter directory was trained on (its `adapter_config.json`)."""
+    import json
+
+    config = Path(adapter) / "adapter_config.json"
+    if not config.exists():
+        raise FileNotFoundError(f"{adapter}: not a LoRA adapter directory (no adapter_config.json)")
+    return json.loads(config.read_text()).get("base_model_name_or_path")
+
+
+def load_for_scoring(model_name: str | None, adapter: str | None, load_in_4bit: bool = False):
+    """(model in eval mode, tokenizer, resolved model name) for scoring and generation, as
+    `medqa evaluate`, `medqa calibrate` and their Ray Data workers load it: full precision unless
+    asked, the adapter's base model when no model is named, else the embedded default."""
+    from medqa.modeling.lora import load_adapter
+
+    if model_name is None:
+        model_name = (adapter and adapter_base_model(adapter)) or DEFAULT_SCORING_MODEL
+    cfg = ModelConfig(name=model_name, load_in_4bit=load_in_4bit)
+    tokenizer = load_tokenizer(cfg)
+    model = load_model(cfg)
+    if adapter:
+        model = load_adapter(model, adapter)
+    model.eval()
+    return model, tokenizer, model_name
