@@ -94,11 +94,15 @@ def split_holdout(src: str, n: int, seed: int, out_dir: Path) -> tuple[Path, int
 
 
 def evaluate(model: str, adapter: Optional[str], data: Path, out: Path) -> dict:
-    """`medqa evaluate`'s core on the holdout, every question also scored with its options rotated."""
+    """`medqa evaluate`'s core on the holdout, every question also scored with its options rotated;
+    a trained adapter is also judged by the calibration training wrote beside it."""
+    from medqa.evaluation.calibrate import ARTEFACT_NAME
     from medqa.evaluation.command import EvaluateSettings, run_evaluation
 
+    calibration = Path(adapter) / ARTEFACT_NAME if adapter else None
     settings = EvaluateSettings(data=str(data), model=model, adapter=adapter, output=str(out / "report.json"),
-                                consistency=sys.maxsize)
+                                consistency=sys.maxsize,
+                                calibration=str(calibration) if calibration and calibration.exists() else None)
     return run_evaluation(settings)[1]
 
 

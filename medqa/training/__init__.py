@@ -7,5 +7,5 @@ that a failed run resumes from.
 - `hf_trainer.py` -- the Hugging Face side (TrainingArguments, Trainer, callbacks), no Ray;
 - `batching.py`, `deepspeed.py`, `export.py` -- packing and steps, DeepSpeed configs, merged export.
 
-May import: config, console, data, modeling, reporting, runtime, ray.
+May import: config, console, data, evaluation (calibration), modeling, reporting, runtime, ray.
 """

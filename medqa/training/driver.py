@@ -204,7 +204,19 @@ def run_training(cfg: Config) -> tuple[dict[str, Any], Any]:
     returned = result.return_value or {}
     summary["resumed_from_step"] = returned.get("resumed_from_step")
     summary["train_runtime_s"] = returned.get("train_metrics", {}).get("train_runtime")
+    summary["calibration"] = save_calibration(returned.get("calibration"), Path(summary["checkpoint"]))
     return summary, result
+
+
+def save_calibration(fitted: Optional[dict], adapter_dir: Path) -> Optional[str]:
+    """The workers' calibration as `calibration.json` in the final adapter directory, where
+    `medqa serve --adapter` and `medqa evaluate --calibration` find it."""
+    if not fitted:
+        return None
+    from medqa.evaluation.calibrate import ARTEFACT_NAME
+    from medqa.evaluation.calibration import Calibration
+
+    return str(Calibration.from_dict(fitted).save(adapter_dir / ARTEFACT_NAME))
 
 
 def summarise(result, loop: LoopConfig, seconds: float) -> dict[str, Any]:

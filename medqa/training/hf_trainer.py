@@ -6,6 +6,7 @@ plain single-process benchmark baseline and in unit tests.
 
 from __future__ import annotations
 
+import math
 import os
 from functools import partial
 from pathlib import Path
@@ -226,6 +227,24 @@ def probe(model, tokenizer, records: list) -> Optional[dict]:
         return None
     prompt = record_prompt(records[0])
     return {"prompt": prompt, "logits": last_logits(model, tokenizer, prompt)}
+
+
+def validation_calibration(model, tokenizer, records: list, alpha: float) -> Optional[dict]:
+    """The trained model's calibration on the validation questions (the JSON artefact's dict),
+    or None when `alpha` is 0 or there are fewer than 1 / alpha questions (with fewer, every set
+    is every option). Every rank runs it: under ZeRO-3 each forward pass gathers weights from
+    all ranks. A temperature from a few dozen rows is rough: `medqa calibrate` fits on more."""
+    from medqa.evaluation.calibration import fit_calibration
+    from medqa.evaluation.runner import comparison
+    from medqa.modeling.scoring import score_records
+
+    if not alpha or len(records) < math.ceil(1 / alpha):
+        return None
+    scores = score_records(model, tokenizer, records)
+    fitted = fit_calibration([comparison(s) for s in scores], [r.answer_index for r in records],
+                             [r.subject or "Unknown" for r in records], alpha=alpha,
+                             source=f"training validation split (first {len(records)} questions)")
+    return fitted.to_dict()
 
 
 def callbacks(cfg: Config, fail_marker: Optional[str]) -> list[Any]:

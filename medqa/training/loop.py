@@ -47,13 +47,16 @@ def train_loop_per_worker(loop: LoopConfig) -> Optional[dict]:
         resumed_from = hf_trainer.checkpoint_step(resume)
         output = trainer.train(resume_from_checkpoint=resume)
     # Ray returns rank 0's value as `Result.return_value`: where this attempt
-    # resumed, and the trained model's logits on one validation prompt so
-    # callers can check a reloaded adapter. Every rank runs the probe's forward
+    # resumed, the trained model's logits on one validation prompt so
+    # callers can check a reloaded adapter, and its calibration. Every rank runs the probe's forward
     # pass: under ZeRO-3 it gathers each layer's weights from all ranks.
     probe = hf_trainer.probe(trainer.model, trainer.processing_class, trainer.mcq_records)
+    calibration = hf_trainer.validation_calibration(trainer.model, trainer.processing_class, trainer.mcq_records,
+                                                    loop.cfg.training.calibration_alpha)
     if ray.train.get_context().get_world_rank() != 0:
         return None
-    return {"resumed_from_step": resumed_from, "train_metrics": output.metrics, "probe": probe}
+    return {"resumed_from_step": resumed_from, "train_metrics": output.metrics, "probe": probe,
+            "calibration": calibration}
 
 
 def worker_trainer(loop: LoopConfig):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from medqa.config import load_config
+from medqa.evaluation.calibration import Calibration
 from medqa.training.driver import FAIL_MARKER, run_training
 from medqa.training.hf_trainer import CONFIG_FILENAME
 
@@ -46,7 +47,7 @@ def test_two_worker_qlora_survives_a_worker_failure_learns_and_reloads(ray_sessi
     storage = tmp_path / "runs"
     cfg = load_config(None, tiny_overrides(prepared_data, storage, **{
         "training.run_name": "qlora", "training.save_steps": 2, "training.fail_at_step": 5,
-        "training.max_failures": 1}))
+        "training.max_failures": 1, "training.eval_mcq_limit": 16}))
     summary, result = run_training(cfg)
 
     assert summary["global_step"] == summary["max_steps"] == 8
@@ -66,6 +67,10 @@ def test_two_worker_qlora_survives_a_worker_failure_learns_and_reloads(ray_sessi
         assert (adapter / name).exists(), name
     assert load_config(adapter / CONFIG_FILENAME) == cfg
     assert Path(summary["progress_csv"]).read_text().count("\n") >= 8
+    # The trained model's calibration on the 16 validation questions, where the server finds it.
+    calibration = Calibration.load(summary["calibration"])
+    assert Path(summary["calibration"]) == adapter / "calibration.json"
+    assert calibration.data.rows == 16 and calibration.conformal.alpha == cfg.training.calibration_alpha
     assert any((Path(summary["run_dir"]) / "tensorboard").glob("events.*"))
 
     model, tokenizer = reload(adapter)
