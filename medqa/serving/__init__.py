@@ -7,7 +7,8 @@ deployment composed so that every answer passes the safety graph -- built from o
 - `model.py` (+ `batching.py`) -- one model copy behind `@serve.batch`; `guard.py` -- the
   safety checks in replicas of their own;
 - `screening.py` (what text is screened), `verdicts.py` (what the reports decide),
-  `messages.py` (what people read) -- the pure policy in between.
+  `messages.py` (what people read) -- the pure policy in between; `calibrated.py` -- which
+  calibration the model serves and its answer sets for `/v1/mcq`.
 
-May import: config, console, data, modeling, runtime, safety, ray.
+May import: config, console, data, evaluation (`calibration`, `runner.score_rotated`), modeling, runtime, safety, ray.
 """

@@ -4,7 +4,8 @@
       ├── SafetyGuard   (guard.py: input checks (emergency, crisis, harmful request) and output
       │                  checks (interactions, doses, disclaimer) through medqa.safety)
       └── MedQAModel    (model.py: base model (+ LoRA adapter); @serve.batch scoring and
-                         generation merged by batching.BatchMerger, autoscaled)
+                         generation merged by batching.BatchMerger, autoscaled; MCQ scores
+                         calibrated into answer sets when `serving.calibration` gives one)
 
 Run it (foreground; Ctrl-C stops it):
 
@@ -33,6 +34,7 @@ from pydantic import ConfigDict, Field, create_model
 from ray import serve
 
 from medqa.config import ModelConfig, ServingConfig, load_config
+from medqa.serving.calibrated import load_calibration
 from medqa.serving.guard import DEFAULT_VALIDATOR, SafetyGuard
 from medqa.serving.ingress import MedQAIngress
 from medqa.serving.model import MedQAModel
@@ -82,11 +84,13 @@ def build_app(args) -> serve.Application:
     if not isinstance(args, BuildArgs):
         args = BuildArgs.model_validate(args or {})
     model_cfg, serving = resolve_settings(args)
+    calibration = load_calibration(serving)  # here, not in the replicas: a bad file fails the deploy at once
     model = MedQAModel.options(
         **scaling_options(serving), max_ongoing_requests=serving.max_ongoing_requests,
         max_queued_requests=serving.max_queued_requests,
         ray_actor_options={"num_cpus": serving.model_num_cpus, "num_gpus": serving.model_num_gpus},
-    ).bind(dataclasses.asdict(model_cfg), serving.adapter, serving.max_batch_size, serving.batch_wait_timeout_s)
+    ).bind(dataclasses.asdict(model_cfg), serving.adapter, serving.max_batch_size, serving.batch_wait_timeout_s,
+           calibration.to_dict() if calibration else None)
     safety = SafetyGuard.options(ray_actor_options={"num_cpus": serving.small_num_cpus}).bind(args.validator)
     return MedQAIngress.options(ray_actor_options={"num_cpus": serving.small_num_cpus}).bind(
         model, safety, dataclasses.asdict(serving), model_cfg.name)

@@ -56,6 +56,16 @@ def plan(config_path: str | None, overrides: dict, host: str | None, port: int |
             "http_options": {"host": host or serving.host, "port": port or serving.port}}
 
 
+def check_build(args: dict) -> None:
+    """One app's build args, config and calibration file checked before Ray starts: a ConfigError
+    (or pydantic's ValueError) names what is wrong. A Serve config's apps are built where they are
+    deployed; their errors come back through `wait_running`."""
+    from medqa.serving.app import BuildArgs, resolve_settings
+    from medqa.serving.calibrated import load_calibration
+
+    load_calibration(resolve_settings(BuildArgs.model_validate(args))[1])
+
+
 def run_serve(settings: ServeSettings) -> int:
     """Deploy, wait until RUNNING, serve until Ctrl-C or SIGTERM, then shut Serve and Ray down; the exit code."""
     import signal
@@ -69,6 +79,8 @@ def run_serve(settings: ServeSettings) -> int:
 
     s = settings
     what = plan(s.config, dict(s.overrides), s.host, s.port)
+    if what["kind"] == "build":
+        check_build(what["args"])
     http = what["schema"]["http_options"] if what["kind"] == "deploy" else what["http_options"]
     url = f"http://{http['host']}:{http['port']}"
 

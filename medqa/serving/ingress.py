@@ -202,6 +202,7 @@ class MedQAIngress:
         s = self.serving
         return {"model_loaded": True, "gpu_available": info["gpu_available"], "model": info["model"],
                 "adapter": info["adapter"], "device": info["device"], "safety": "loaded",
+                "calibration": info.get("calibration"),
                 "api_key_required": app.state.gate.api_key is not None,
                 "limits": {"max_new_tokens": s.max_new_tokens, "max_question_chars": s.max_question_chars,
                            "max_option_chars": s.max_option_chars, "max_body_bytes": s.max_body_bytes,
@@ -251,8 +252,9 @@ class MedQAIngress:
         context = body.patient_context
         # Score while the safety graph checks the request and every option's answer in one call:
         # the score is used only if the request may be answered, and only its option's check.
-        scoring = asyncio.ensure_future(self._call(self.model.score,
-                                                   {"question": body.question, "options": body.options}))
+        scoring = asyncio.ensure_future(self._call(self.model.score, {"question": body.question,
+                                                                      "options": body.options,
+                                                                      "subject": body.subject}))
         try:
             report, answer_reports = await self._call(self.safety.check_mcq, body.question, body.options, context)
             decision, report = self._decide(report, opted_out)
@@ -266,7 +268,8 @@ class MedQAIngress:
             if "error" in scored:
                 raise ApiError(scored["status"], scored["error"])
             threshold = self.serving.abstain_threshold if body.abstain_threshold is None else body.abstain_threshold
-            answer = verdicts.mcq_answer(scored["probabilities"], body.options, threshold)
+            answer = verdicts.mcq_answer(scored["probabilities"], body.options, threshold,
+                                         scored.get("prediction_set"), scored.get("set_coverage"))
             if not opted_out:
                 out_report = answer_reports[answer["answer_index"]]
                 report = verdicts.merge_reports(report, out_report)
@@ -274,7 +277,7 @@ class MedQAIngress:
                     decision = verdicts.WITHHELD
         if decision in (verdicts.ANSWER, verdicts.UNCHECKED):
             reply = {**answer, "safety_report": report}
-        else:  # no answer fields at all: the probabilities would give the withheld answer away
+        else:  # no answer fields at all: the probabilities (or the answer set) would give the withheld answer away
             reply = {"abstained": True, "emergency": decision == verdicts.EMERGENCY,
                      "refused": decision != verdicts.EMERGENCY, "message": no_answer_message(decision, report),
                      "safety_report": report}

@@ -14,7 +14,9 @@ from typing import Optional
 from ray import serve
 
 from medqa.config import ModelConfig
+from medqa.evaluation.calibration import Calibration
 from medqa.serving.batching import BatchMerger, GenerationItem, group_by_settings, isolate
+from medqa.serving.calibrated import calibrated_scores, describe
 
 MERGED_BATCHES = 4
 """Ray batches a model replica lets in at once: one runs, the others wait at the
@@ -29,7 +31,7 @@ def failure(status: int, message: str) -> dict:
 @serve.deployment(name="MedQAModel", max_ongoing_requests=32)
 class MedQAModel:
     def __init__(self, model: dict, adapter: Optional[str] = None, max_batch_size: int = 8,
-                 batch_wait_timeout_s: float = 0.02):
+                 batch_wait_timeout_s: float = 0.02, calibration: Optional[dict] = None):
         import torch
 
         from medqa.modeling.generation import InferencePipeline
@@ -45,6 +47,8 @@ class MedQAModel:
 
             self.model = load_adapter(self.model, adapter)
         self.model.eval()
+        # Read by build_app (a bad file never gets this far); None scores as the model does.
+        self.calibration = Calibration.from_dict(calibration) if calibration else None
         self.pipeline = InferencePipeline(self.model, self.tokenizer)
         self.context_tokens = context_length(self.model, self.tokenizer)
         self.gpu = torch.cuda.is_available()
@@ -63,10 +67,17 @@ class MedQAModel:
         from medqa.data.record import MCQRecord
         from medqa.modeling.scoring import score_records
 
+        cal = self.calibration
+
+        def scorer(records: list) -> list:
+            return score_records(self.model, self.tokenizer, list(records), method=cal.method if cal else "letter",
+                                 batch_size=len(records))
+
         def run(batch: list[dict]) -> list[dict]:
             records = [MCQRecord(question=i["question"], options=list(i["options"])) for i in batch]
-            return [{"probabilities": s.probabilities}
-                    for s in score_records(self.model, self.tokenizer, records, batch_size=len(records))]
+            if cal is None:
+                return [{"probabilities": s.probabilities} for s in scorer(records)]
+            return calibrated_scores(cal, records, [i.get("subject") for i in batch], scorer)
 
         def one(item: dict) -> dict:
             try:
@@ -135,6 +146,7 @@ class MedQAModel:
 
         context = serve.get_replica_context()
         return {"model": self.name, "adapter": self.adapter, "gpu_available": self.gpu,
+                "calibration": describe(self.calibration),
                 "device": str(next(self.model.parameters()).device), "torch_threads": torch.get_num_threads(),
                 "context_tokens": self.context_tokens, "replica": context.replica_id.unique_id,
                 "actor_name": context.replica_id.to_full_id_str()}

@@ -104,8 +104,15 @@ class MCQRequest(BaseModel):
     opc: Optional[StrictStr] = None
     opd: Optional[StrictStr] = None
     use_safety: StrictBool = Field(True, description="As in /generate: false needs the operator's permission.")
-    abstain_threshold: Optional[Number] = Field(None, ge=0.0, le=1.0,
-                                                description="Abstain below this confidence (default: server's).")
+    abstain_threshold: Optional[Number] = Field(
+        None, ge=0.0, le=1.0,
+        description="Abstain below this confidence (default: the server's). Not used when the server is "
+                    "calibrated: there `abstained` means the answer set holds more than one option.")
+    subject: Optional[StrictStr] = Field(
+        None,
+        description="The question's subject as in the calibration data (MedMCQA `subject_name`, e.g. "
+                    "\"Pharmacology\"): a calibrated server uses that subject's answer-set threshold when it "
+                    "has one, else the pooled one. Ignored by an uncalibrated server.")
     patient_context: Optional[PatientContext] = None
 
     @model_validator(mode="after")
@@ -127,9 +134,20 @@ class MCQResponse(BaseModel):
     answer_index: Optional[int] = Field(None, description="Most likely option (None when refused or an emergency).")
     answer_letter: Optional[str] = None
     answer_text: Optional[str] = None
-    probabilities: list[float] = Field(default_factory=list)
-    confidence: Optional[float] = None
-    abstained: bool
+    probabilities: list[float] = Field(default_factory=list, description="One per option; calibrated (temperature "
+                                       "scaling, averaged over option rotations) when the server is calibrated.")
+    confidence: Optional[float] = Field(None, description="The answer's probability.")
+    abstained: bool = Field(..., description="Treat the answer as no answer: the answer set holds more than one "
+                                             "option (calibrated server), or the confidence is below the "
+                                             "abstention threshold (uncalibrated); always true when no answer is "
+                                             "given.")
+    prediction_set: Optional[list[str]] = Field(
+        None, description="Calibrated servers only (else null): the letters of the options that, together, hold "
+                          "the right answer for `set_coverage` of questions (conformal prediction; never empty, "
+                          "always holding `answer_letter`). Null when no answer is given.")
+    set_coverage: Optional[float] = Field(
+        None, description="Calibrated servers only (else null): the share of questions whose answer set holds "
+                          "the right answer (1 - alpha of the calibration), e.g. 0.9.")
     refused: bool = False
     emergency: bool = False
     message: Optional[str] = Field(None,

@@ -4,14 +4,14 @@ Owns the `safety_report` clients read (any report the safety engine returns,
 normalised, and the input and output checks' reports merged into one), the
 decision a report leads to (answer, emergency, refuse; withheld or unchecked
 after the fact), and an MCQ's answer from the scorer's probabilities (which
-option, and whether to abstain).
+option, and whether to abstain) and, when the model is calibrated, its answer set.
 
 Pure: no Ray, no HTTP, no model. May import: data (`record.LETTERS`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from medqa.data.record import LETTERS
 
@@ -96,11 +96,18 @@ def merge_reports(first: dict, second: dict) -> dict:
 # ---------------------------------------------------------------- answers
 
 
-def mcq_answer(probabilities: Sequence[float], options: Sequence[str], threshold: float) -> dict:
-    """The MCQ response fields from the scorer's probabilities."""
+def mcq_answer(probabilities: Sequence[float], options: Sequence[str], threshold: float,
+               prediction_set: Optional[Sequence[int]] = None, set_coverage: Optional[float] = None) -> dict:
+    """The MCQ response fields from the scorer's probabilities.
+
+    Without a calibration, `abstained` means the top probability is below `threshold`. With
+    one, `prediction_set` (option indices) is the conformal answer set that holds the answer
+    for `set_coverage` of questions: the response names it by letters, `abstained` means it
+    holds more than one option, and `threshold` is not used.
+    """
     best = max(range(len(probabilities)), key=probabilities.__getitem__)
     confidence = float(probabilities[best])
-    return dict(
+    answer = dict(
         answer_index=best,
         answer_letter=LETTERS[best],
         answer_text=options[best],
@@ -108,3 +115,8 @@ def mcq_answer(probabilities: Sequence[float], options: Sequence[str], threshold
         confidence=confidence,
         abstained=confidence < threshold,
     )
+    if prediction_set is not None:
+        members = sorted({int(i) for i in prediction_set})
+        answer.update(prediction_set=[LETTERS[i] for i in members], set_coverage=float(set_coverage),
+                      abstained=len(members) > 1)
+    return answer

@@ -1,9 +1,10 @@
 """Gradio front end over the Serve HTTP API (`medqa ui`).
 
 It is a client of `/generate` and `/v1/mcq` like any other, so what the UI
-shows is exactly what the API answers, safety graph included. Pure helpers
-(payloads, badges, the probability frame) are separate from the Blocks layout
-so they are unit-tested without a browser.
+shows is exactly what the API answers, safety graph included (and a calibrated
+server's answer set rather than one letter). Pure helpers (payloads, answer text,
+badges, the probability frame) are separate from the Blocks layout so they are
+unit-tested without a browser.
 """
 
 from __future__ import annotations
@@ -74,11 +75,34 @@ def probability_frame(probabilities: list[float], options: list[str]):
     return pd.DataFrame({"option": labels, "probability": [round(float(p), 4) for p in probabilities]})
 
 
-def answer_markdown(path: str, body: dict) -> str:
-    """The answer text for either endpoint's response."""
+def _percent(share: float) -> str:
+    return f"{round(share * 100, 1):g}%"  # 0.9 → 90%, 0.975 → 97.5%
+
+
+def _letters(letters: list[str]) -> str:
+    return letters[0] if len(letters) == 1 else f"{', '.join(letters[:-1])} or {letters[-1]}"
+
+
+def answer_set_markdown(body: dict, options: Optional[list[str]] = None) -> str:
+    """A calibrated server's answer: a set of several options is shown as the set ("C or D —
+    not sure"), never as one over-confident letter; a set of one as the letter."""
+    letters, coverage = body["prediction_set"], _percent(body["set_coverage"])
+    if len(letters) == 1:
+        return (f"**{body['answer_letter']}. {body['answer_text']}** ({coverage} answer set, "
+                f"confidence {body['confidence']:.0%})")
+    named = ", ".join(f"{letter}. {options[LETTERS.index(letter)]}" if options else letter for letter in letters)
+    return (f"**{_letters(letters)} — not sure** ({coverage} answer set: {named})\n\n"
+            f"_Answer sets like this one hold the right answer for {coverage} of questions; the model cannot "
+            f"narrow this one down, so treat it as no single answer._")
+
+
+def answer_markdown(path: str, body: dict, options: Optional[list[str]] = None) -> str:
+    """The answer text for either endpoint's response (`options`: the MCQ's, to name an answer set)."""
     if path == "/v1/mcq":
         if body.get("answer_index") is None:
             return f"**No answer.** {body.get('message') or ''}"
+        if body.get("prediction_set"):
+            return answer_set_markdown(body, options)
         text = f"**{body['answer_letter']}. {body['answer_text']}** (confidence {body['confidence']:.0%})"
         if body.get("abstained"):
             text += "\n\n_The model is unsure (confidence below the abstention threshold): treat this as no answer._"
@@ -121,7 +145,8 @@ def ask(api_url: str, api_key: Optional[str], mode: str, question: str, opa: str
         return (f"**Error {status or ''}:** {html.escape(str(body.get('error', body)))}", None, "",
                 latency_text(body, ms))
     frame = probability_frame(body["probabilities"], payload["options"]) if body.get("probabilities") else None
-    return answer_markdown(path, body), frame, safety_html(body.get("safety_report")), latency_text(body, ms)
+    return (answer_markdown(path, body, payload.get("options")), frame, safety_html(body.get("safety_report")),
+            latency_text(body, ms))
 
 
 def server_limits(api_url: str, api_key: Optional[str] = None) -> dict:

@@ -36,6 +36,36 @@ TEST_ARGS = dict(model="tiny-random", num_replicas=2, max_batch_size=16, max_ong
                  max_new_tokens=64)
 
 
+def make_calibration(temperature: float = 2.0, threshold: float = 1.0, subjects: dict | None = None,
+                     permutations: int = 4, alpha: float = 0.1):
+    """A calibration artefact as `medqa calibrate` writes it, with chosen numbers."""
+    from medqa.evaluation.calibration import Calibration, CalibrationData, Conformal
+
+    subjects = subjects or {}
+    return Calibration(temperature=temperature, permutations=permutations,
+                       conformal=Conformal(alpha=alpha, threshold=threshold, subject_thresholds=subjects,
+                                           subject_rows={s: 50 for s in subjects}, min_rows_per_subject=40,
+                                           rows=100),
+                       data=CalibrationData(rows=100, source="test"))
+
+
+def calibrated(per_rotation_probs: list, per_rotation_options: list, temperature: float):
+    """Calibrated probabilities written out (numpy): each option's probability averaged over the
+    rotations by its text, then temperature-scaled (softmax(log p / T) = p^(1/T), normalised)."""
+    import numpy as np
+
+    original = per_rotation_options[0]
+    mean = np.mean([[probs[options.index(text)] for text in original]
+                    for probs, options in zip(per_rotation_probs, per_rotation_options)], axis=0)
+    scaled = mean ** (1.0 / temperature)
+    return scaled / scaled.sum()
+
+
+# The operator app's calibration: the pooled threshold 1.0 admits every option, Anatomy's 0.0
+# only the top one; T = 2 over all 4 rotations.
+OPERATOR_CALIBRATION = dict(temperature=2.0, threshold=1.0, subjects={"Anatomy": 0.0}, permutations=4)
+
+
 def deploy_extra(base_url: str, name: str, **overrides) -> str:
     """A second application beside the shared one (same Serve instance); returns its URL."""
     from ray import serve

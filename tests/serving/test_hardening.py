@@ -32,23 +32,6 @@ def test_a_caller_cannot_turn_safety_off(serve_url):
         assert "allow_safety_opt_out" in r.json()["error"] and r.json()["request_id"]
 
 
-def test_an_operator_may_allow_opt_out_but_never_for_a_crisis(serve_url):
-    from ray import serve
-
-    url = deploy_extra(serve_url, "optout", allow_safety_opt_out=True, num_replicas=1)
-    try:
-        open_answer = post(url, "/generate", {"question": HARMFUL, "use_safety": False, "max_length": 8}).json()
-        assert open_answer["refused"] is False and open_answer["safety_report"]["checked"] is False
-        assert "not a substitute" not in open_answer["response"]  # no output check either
-        crisis = post(url, "/generate", {"question": CRISIS, "use_safety": False, "max_length": 8}).json()
-        assert crisis["emergency"] is True and crisis["refused"] is False
-        assert "988" in crisis["response"] or "crisis" in crisis["response"].lower()
-        mcq = post(url, "/v1/mcq", {**MCQ, "question": CRISIS, "use_safety": False}).json()
-        assert mcq["emergency"] is True and mcq["answer_text"] is None
-    finally:
-        serve.delete("optout")
-
-
 def test_every_decision_is_logged_by_request_id_and_never_the_text(serve_url):
     from pathlib import Path
 

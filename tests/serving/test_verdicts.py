@@ -52,3 +52,23 @@ def test_mcq_answer_and_abstention():
     out = verdicts.mcq_answer([0.1, 0.6, 0.2, 0.1], ["a", "b", "c", "d"], threshold=0.35)
     assert (out["answer_index"], out["answer_letter"], out["answer_text"], out["abstained"]) == (1, "B", "b", False)
     assert verdicts.mcq_answer([0.3, 0.25, 0.25, 0.2], list("abcd"), threshold=0.35)["abstained"] is True
+
+
+@pytest.mark.parametrize(
+    "probabilities, members, letters, abstained",
+    [
+        ([0.1, 0.6, 0.2, 0.1], [1], ["B"], False),  # confident and a set of one: answered
+        ([0.3, 0.25, 0.25, 0.2], [0], ["A"], False),  # below the fixed threshold, but the calibrated set is one
+        ([0.05, 0.9, 0.03, 0.02], [3, 1], ["B", "D"], True),  # a set of two abstains however confident
+        ([0.25, 0.25, 0.25, 0.25], [0, 1, 2, 3], list("ABCD"), True),
+    ],
+)
+def test_a_calibrated_answer_carries_its_set_and_abstains_on_more_than_one_option(probabilities, members, letters,
+                                                                                   abstained):
+    out = verdicts.mcq_answer(probabilities, list("abcd"), threshold=0.35, prediction_set=members, set_coverage=0.9)
+    assert (out["prediction_set"], out["set_coverage"], out["abstained"]) == (letters, 0.9, abstained)
+    assert out["answer_letter"] in out["prediction_set"]
+
+
+def test_an_uncalibrated_answer_has_no_set_fields():
+    assert not {"prediction_set", "set_coverage"} & set(verdicts.mcq_answer([0.7, 0.1, 0.1, 0.1], list("abcd"), 0.35))

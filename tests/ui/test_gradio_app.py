@@ -42,6 +42,32 @@ def test_answer_text_for_mcq_abstention_and_emergency():
     assert list(frame["option"]) == ["A. a", "B. b", "C. c", "D. d"]
 
 
+CALIBRATED = {"answer_index": 2, "answer_letter": "C", "answer_text": "Vitamin C", "confidence": 0.41,
+              "set_coverage": 0.9}
+VITAMINS = ["Vitamin A", "Vitamin B12", "Vitamin C", "Vitamin D"]
+
+
+@pytest.mark.parametrize(
+    "letters, shown, hidden",
+    [
+        (["C", "D"], ["**C or D — not sure**", "(90% answer set: C. Vitamin C, D. Vitamin D)"], ["confidence"]),
+        (["A", "C", "D"], ["**A, C or D — not sure**", "A. Vitamin A, C. Vitamin C, D. Vitamin D"], ["**C."]),
+        (["C"], ["**C. Vitamin C**", "(90% answer set, confidence 41%)"], ["not sure", "unsure"]),
+    ],
+)
+def test_a_calibrated_answer_shows_its_set_not_one_over_confident_letter(letters, shown, hidden):
+    text = ui.answer_markdown("/v1/mcq", {**CALIBRATED, "prediction_set": letters, "abstained": len(letters) > 1},
+                              VITAMINS)
+    assert all(s in text for s in shown) and not any(h in text for h in hidden), text
+
+
+def test_answer_set_coverage_and_letters_without_option_texts():
+    text = ui.answer_markdown("/v1/mcq", {**CALIBRATED, "prediction_set": ["B", "C"], "set_coverage": 0.975})
+    assert "**B or C — not sure** (97.5% answer set: B, C)" in text
+    uncalibrated = ui.answer_markdown("/v1/mcq", {**CALIBRATED, "prediction_set": None, "abstained": False})
+    assert uncalibrated == "**C. Vitamin C** (confidence 41%)"
+
+
 def test_limits_default_when_the_api_is_down():
     assert ui.server_limits("http://127.0.0.1:9")["max_new_tokens"] == 512
 
