@@ -179,12 +179,13 @@ def test_overload_is_shed_with_json_503_and_504_and_the_server_stays_healthy(ser
             if status == 503:
                 assert int(headers["Retry-After"]) >= 1 and "capacity" in body["error"], body
         # Afterwards: healthy at once, and a plain request answered soon: the timed-out beam
-        # searches stopped at their next token instead of running on for nobody.
+        # searches stopped at their next token instead of running on for nobody. Each one
+        # still costs its prefill and a step (~1 s here); run on, each would cost ~3 s or more.
         assert requests.get(url + "/health", timeout=30).status_code == 200
         freed_at, status = time.time(), None
         while time.time() < freed_at + 60 and status != 200:
             status = _timed_post(url, {"question": "What is aspirin?", "max_length": 4})[0]
-        assert status == 200 and time.time() - freed_at < 15
+        assert status == 200 and time.time() - freed_at < 5 + 2 * statuses.count(504)
     finally:
         serve.delete("small")
 
