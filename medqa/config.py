@@ -12,6 +12,7 @@ May import: nothing of medqa.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
+
+ADAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A served adapter's name: the `<name>` of a request's `model: <base>:<name>`."""
 
 
 class ConfigError(ValueError):
@@ -198,6 +202,11 @@ class ServingConfig:
                                  "`http_options`).")
     port: int = opt(8000, "HTTP port.")
     adapter: Optional[str] = opt(None, "LoRA adapter directory served on top of the base model.")
+    adapters: dict[str, str] = opt({}, "More LoRA adapters a request may choose with `model: <base>:<name>` "
+                                       "(`{name: directory}`; `medqa serve --adapter NAME=DIR`); loaded by a "
+                                       "replica on first use.")
+    max_adapters_per_replica: int = opt(4, "Adapters a model replica keeps loaded (least recently used unloaded "
+                                           "first); requests are routed to replicas that hold theirs.")
     max_batch_size: int = opt(8, "`@serve.batch` maximum batch size.")
     batch_wait_timeout_s: float = opt(0.02, "`@serve.batch` wait for a batch to fill.")
     min_replicas: int = opt(1, "Model deployment autoscaling minimum.")
@@ -262,6 +271,11 @@ class ServingConfig:
         _check(self.calibration is None or bool(self.calibration.strip()), "calibration",
                "must be the path of a calibration JSON, `none`, or unset")
         _check(1 <= self.max_new_tokens <= 2048, "max_new_tokens", "must be between 1 and 2048")
+        _check(self.max_adapters_per_replica >= 1, "max_adapters_per_replica", "must be at least 1")
+        for name, path in self.adapters.items():
+            _check(bool(ADAPTER_NAME.fullmatch(name)) and name != "default", f"adapters.{name}",
+                   "adapter names are letters, digits, '_', '-' and '.' (up to 64, not 'default')")
+            _check(bool(str(path).strip()), f"adapters.{name}", "must be an adapter directory")
 
 
 @dataclass
@@ -310,6 +324,9 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if origin is list:
         _check(isinstance(value, list), key, f"must be a list, got {value!r}")
         return [_coerce(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        _check(isinstance(value, dict), key, f"must be a mapping, got {value!r}")
+        return {_coerce(k, args[0], f"{key} (a key)"): _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
     if hint is float and not isinstance(value, bool):
         # YAML reads `1e-4` (no dot) as a string; accept any numeral for a float.
         try:
@@ -402,6 +419,8 @@ def _type_name(hint: Any) -> str:
         return " \\| ".join(str(a) for a in args)
     if origin is list:
         return f"list[{_type_name(args[0])}]"
+    if origin is dict:
+        return f"map[{_type_name(args[0])}, {_type_name(args[1])}]"
     return hint.__name__
 
 

@@ -3,9 +3,10 @@
     MedQAIngress  (ingress.py: FastAPI /health /generate /v1/mcq /v1/chat/completions; gate.py first)
       ├── SafetyGuard   (guard.py: input checks (emergency, crisis, harmful request) and output
       │                  checks (interactions, doses, disclaimer) through medqa.safety)
-      └── MedQAModel    (model.py: base model (+ LoRA adapter); @serve.batch scoring and
-                         generation merged by batching.BatchMerger, autoscaled; MCQ scores
-                         calibrated into answer sets when `serving.calibration` gives one)
+      └── MedQAModel    (model.py: base model (+ LoRA adapter), more adapters loaded per request
+                         through Serve model multiplexing; @serve.batch scoring and generation
+                         merged by batching.BatchMerger, streamed generation, autoscaled; MCQ
+                         scores calibrated into answer sets when the model has a calibration)
 
 Run it (foreground; Ctrl-C stops it):
 
@@ -33,8 +34,8 @@ from typing import Optional
 from pydantic import ConfigDict, Field, create_model
 from ray import serve
 
-from medqa.config import ModelConfig, ServingConfig, load_config
-from medqa.serving.calibrated import load_calibration
+from medqa.config import ConfigError, ModelConfig, ServingConfig, load_config
+from medqa.serving.calibrated import adapter_calibrations, load_calibration
 from medqa.serving.guard import DEFAULT_VALIDATOR, SafetyGuard
 from medqa.serving.ingress import MedQAIngress
 from medqa.serving.model import MedQAModel
@@ -65,6 +66,8 @@ def resolve_settings(args) -> tuple[ModelConfig, ServingConfig]:
     """Defaults → config file → explicit build args (validated by the config dataclasses)."""
     cfg = load_config(args.config)
     given = {k: v for k, v in args.model_dump(exclude={"config", "model", "validator"}).items() if v is not None}
+    if "adapters" in given:  # `--adapter NAME=DIR` adds to the config file's adapters
+        given["adapters"] = {**cfg.serving.adapters, **given["adapters"]}
     serving = dataclasses.replace(cfg.serving, **given)
     model = dataclasses.replace(cfg.model, name=args.model or cfg.model.name, load_in_4bit=serving.load_in_4bit)
     return model, serving
@@ -80,17 +83,34 @@ def scaling_options(serving: ServingConfig) -> dict:
                                    "look_back_period_s": serving.look_back_period_s}}
 
 
+def check_adapters(serving: ServingConfig) -> None:
+    """Every adapter a request may name is a saved LoRA adapter (checked where the app is built,
+    so a typo fails the deploy, not a user's request)."""
+    from pathlib import Path
+
+    for name, path in serving.adapters.items():
+        if not (Path(path) / "adapter_config.json").is_file():
+            raise ConfigError(f"serving.adapters.{name}: {path} is not a LoRA adapter directory "
+                              "(no adapter_config.json)")
+
+
+def calibrations(serving: ServingConfig) -> dict:
+    """The calibration of each model a request may name ("" the served model, else the adapter's
+    name), read here, not in the replicas: a bad file fails the deploy at once."""
+    found = {"": load_calibration(serving), **adapter_calibrations(serving)}
+    return {name: cal.to_dict() for name, cal in found.items() if cal is not None}
+
+
 def build_app(args) -> serve.Application:
     if not isinstance(args, BuildArgs):
         args = BuildArgs.model_validate(args or {})
     model_cfg, serving = resolve_settings(args)
-    calibration = load_calibration(serving)  # here, not in the replicas: a bad file fails the deploy at once
+    check_adapters(serving)
     model = MedQAModel.options(
         **scaling_options(serving), max_ongoing_requests=serving.max_ongoing_requests,
         max_queued_requests=serving.max_queued_requests,
         ray_actor_options={"num_cpus": serving.model_num_cpus, "num_gpus": serving.model_num_gpus},
-    ).bind(dataclasses.asdict(model_cfg), serving.adapter, serving.max_batch_size, serving.batch_wait_timeout_s,
-           calibration.to_dict() if calibration else None)
+    ).bind(dataclasses.asdict(model_cfg), dataclasses.asdict(serving), calibrations(serving))
     safety = SafetyGuard.options(ray_actor_options={"num_cpus": serving.small_num_cpus}).bind(args.validator)
     return MedQAIngress.options(ray_actor_options={"num_cpus": serving.small_num_cpus}).bind(
         model, safety, dataclasses.asdict(serving), model_cfg.name)

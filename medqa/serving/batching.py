@@ -111,15 +111,18 @@ class GenerationItem:
     concise: bool = False
     stop: tuple[str, ...] = ()
     seed: Optional[int] = None
+    messages: tuple[tuple[str, str], ...] = ()
+    """A chat's (role, content) turns: the prompt is the conversation, not `question`."""
 
     @classmethod
     def from_dict(cls, raw: dict) -> "GenerationItem":
-        return cls(**{**raw, "stop": tuple(raw.get("stop", ()))})
+        return cls(**{**raw, "stop": tuple(raw.get("stop", ())),
+                      "messages": tuple((str(r), str(c)) for r, c in raw.get("messages", ()))})
 
     def settings(self) -> tuple:
-        """Requests with equal settings share one `generate` call."""
+        """Requests with equal settings share one `generate` call (a chat's stop sequences are its template's)."""
         return (self.temperature, self.max_length, self.length_penalty, self.num_beams, self.concise, self.stop,
-                self.seed)
+                self.seed, bool(self.messages))
 
 
 def group_by_settings(items: Sequence[GenerationItem]) -> list[list[int]]:

@@ -32,14 +32,25 @@ def calibration_path(serving: ServingConfig) -> Optional[Path]:
 
 
 def load_calibration(serving: ServingConfig) -> Optional[Calibration]:
-    """The served calibration, or None; a file that is missing or not a calibration is a
-    `ConfigError` naming it, raised before anything is deployed."""
-    from medqa.modeling.scoring import METHODS
-
+    """The served model's calibration, or None; a file that is missing or not a calibration is
+    a `ConfigError` naming it, raised before anything is deployed."""
     path = calibration_path(serving)
     if path is None:
         return None
-    key = "serving.calibration" if serving.calibration is not None else "serving.calibration (the adapter's)"
+    return _read(path, "serving.calibration" if serving.calibration is not None else
+                 "serving.calibration (the adapter's)")
+
+
+def adapter_calibrations(serving: ServingConfig) -> dict[str, Calibration]:
+    """The calibration of each `serving.adapters` entry that has one (its `calibration.json`):
+    an adapter's answers are calibrated with its own, never with the base model's."""
+    found = {name: Path(path) / ADAPTER_FILE for name, path in serving.adapters.items()}
+    return {name: _read(path, f"serving.adapters.{name}") for name, path in found.items() if path.is_file()}
+
+
+def _read(path: Path, key: str) -> Calibration:
+    from medqa.modeling.scoring import METHODS
+
     if not path.is_file():
         raise ConfigError(f"{key}: {path} is not a file (write one with `medqa calibrate ... --output FILE`)")
     try:

@@ -22,6 +22,17 @@ class ServeSettings:
     timeout: float = 600.0  # seconds to wait for RUNNING
 
 
+def parse_adapters(items: list[str]) -> dict[str, str]:
+    """`--adapter NAME=DIR` flags → `{name: dir}` (names are checked with the config)."""
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ValueError(f"--adapter looks like NAME=DIR, got {item!r}")
+        out[name.strip()] = path.strip()
+    return out
+
+
 def parse_build_overrides(items: list[str]) -> dict:
     import yaml
 
@@ -48,7 +59,10 @@ def plan(config_path: str | None, overrides: dict, host: str | None, port: int |
         http.update({k: v for k, v in (("host", host), ("port", port)) if v is not None})
         apps = [dict(a) for a in raw["applications"]]
         if overrides:
-            apps[0]["args"] = {**(apps[0].get("args") or {}), **overrides}
+            given = dict(apps[0].get("args") or {})
+            if "adapters" in overrides:  # `--adapter` adds to the app's adapters
+                overrides = {**overrides, "adapters": {**(given.get("adapters") or {}), **overrides["adapters"]}}
+            apps[0]["args"] = {**given, **overrides}
         return {"kind": "deploy", "schema": {**raw, "http_options": http, "applications": apps}}
     serving = load_config(config_path).serving
     args = {**({"config": config_path} if config_path else {}), **overrides}
@@ -60,10 +74,11 @@ def check_build(args: dict) -> None:
     """One app's build args, config and calibration file checked before Ray starts: a ConfigError
     (or pydantic's ValueError) names what is wrong. A Serve config's apps are built where they are
     deployed; their errors come back through `wait_running`."""
-    from medqa.serving.app import BuildArgs, resolve_settings
-    from medqa.serving.calibrated import load_calibration
+    from medqa.serving.app import BuildArgs, calibrations, check_adapters, resolve_settings
 
-    load_calibration(resolve_settings(BuildArgs.model_validate(args))[1])
+    serving = resolve_settings(BuildArgs.model_validate(args))[1]
+    check_adapters(serving)
+    calibrations(serving)
 
 
 def run_serve(settings: ServeSettings) -> int:

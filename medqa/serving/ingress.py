@@ -1,10 +1,16 @@
 """The HTTP ingress: FastAPI endpoints that pass every answer through the safety graph.
 
 Each request: `RequestGate` (request id, body size, API key) → schema → the
-operator's limits and opt-out policy → the input check → the model → the output
-check, all within `serving.request_timeout_s` (504 past it). A busy model gets
-503 with `Retry-After` at once rather than an unbounded queue. One log line and
-one metric per request record the decision (never the text).
+operator's limits and opt-out policy → the model it names (`catalog.py`; 404 for
+an unknown one) → the input check → the model → the output check, all within
+`serving.request_timeout_s` (504 past it). A busy model gets 503 with
+`Retry-After` at once rather than an unbounded queue. One log line and one metric
+per request record the decision (never the text).
+
+A request for an adapter goes to the model deployment with Serve's
+`multiplexed_model_id`, so Serve routes it to a replica that holds the adapter. A
+streamed chat (`stream: true`) is screened before its first byte and its answer
+checked a sentence at a time as it is generated (`streaming.py`).
 """
 
 import asyncio
@@ -14,13 +20,14 @@ from typing import Any, Awaitable, Optional
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medqa.config import ServingConfig
 from medqa.serving import limits, verdicts
+from medqa.serving.catalog import Catalog
 from medqa.serving.errors import ApiError, describe_validation, error_body
 from medqa.serving.gate import GateSettings, RequestGate, read_api_key, refuse_open_server
 from medqa.serving.messages import emergency_message, no_answer_message, refusal_message
@@ -34,10 +41,11 @@ from medqa.serving.schemas import (
     MCQResponse,
 )
 from medqa.serving.screening import chat_question, chat_safety_text
+from medqa.serving.streaming import DONE, ChunkHeader, StreamOutcome, checked_text, chunk, sse, usage_chunk
 
 logger = logging.getLogger("ray.serve")
 
-ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 403, 413, 422, 503, 504)}
+ERROR_RESPONSES = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 422, 503, 504)}
 
 app = FastAPI(
     title="medqa",
@@ -69,7 +77,7 @@ async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONR
 
 @app.exception_handler(ApiError)
 async def _on_api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return _error(request, exc.status, exc.message, headers=exc.headers)
+    return JSONResponse(status_code=exc.status, content=exc.body(_rid(request)), headers=exc.headers)
 
 
 @app.exception_handler(Exception)
@@ -91,6 +99,29 @@ def _discard(task: asyncio.Future) -> None:
     task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
+# The streamed chat's helpers, above the class: `serve.ingress` pickles the class as it is
+# decorated, with only the module globals that exist by then.
+def _event_stream(events) -> StreamingResponse:
+    # No buffering by proxies in between: each event is meant to arrive as it is sent.
+    return StreamingResponse(events, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _fixed_events(head: ChunkHeader, text: str, report: dict, include_usage: bool):
+    """A stream that carries one message instead of a model answer (an emergency notice, a refusal)."""
+    yield sse(chunk(head, {"role": "assistant", "content": ""}))
+    yield sse(chunk(head, {"content": text}))
+    yield sse({**chunk(head, finish_reason="content_filter"), "safety_report": report})
+    if include_usage:
+        yield sse(usage_chunk(head, 0, 0))
+    yield DONE
+
+
+def _error_event(message: str, kind: str) -> dict:
+    """An error after the stream has begun (its status line is long sent): OpenAI's error event."""
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
 @serve.deployment(name="MedQAIngress", max_ongoing_requests=1024)
 @serve.ingress(app)
 class MedQAIngress:
@@ -101,7 +132,7 @@ class MedQAIngress:
 
         self.model, self.safety = model, safety
         self.serving = ServingConfig(**serving)
-        self.model_name = model_name
+        self.catalog = Catalog(base=model_name, adapters=tuple(self.serving.adapters), created=int(time.time()))
         api_key = read_api_key(self.serving)
         # The proxy's bind address, as the controller holds it (a Serve config's http_options).
         refuse_open_server(self.serving, private.serve_proxy_host(), api_key)
@@ -132,15 +163,16 @@ class MedQAIngress:
                 response.cancel()
                 raise
             except BackPressureError:
-                raise ApiError(503, "the server is at capacity; retry shortly",
-                               {"Retry-After": str(self.serving.retry_after_s)}) from None
+                raise self._unavailable("the server is at capacity") from None
             except Exception as err:  # noqa: BLE001 - only replica deaths are retried
                 if not _replica_gone(err):
                     raise
                 if attempt == 2:
-                    raise ApiError(503, "the backend is restarting; retry shortly",
-                                   {"Retry-After": str(self.serving.retry_after_s)}) from err
+                    raise self._unavailable("the backend is restarting") from err
                 await asyncio.sleep(0.2 * (attempt + 1))
+
+    def _unavailable(self, why: str) -> ApiError:
+        return ApiError(503, f"{why}; retry shortly", {"Retry-After": str(self.serving.retry_after_s)})
 
     def _new_tokens(self, body, field: str) -> int:
         """The request's new-token budget: as asked (already checked against the server's
@@ -174,19 +206,23 @@ class MedQAIngress:
         """The input check → (decision, report)."""
         return self._decide(await self._call(self.safety.check_input, text, context), opted_out)
 
-    async def _answer_text(self, request: Request, endpoint: str, question: str, controls: dict, opted_out: bool,
-                           context: Optional[dict], screened: Optional[str] = None) -> dict:
-        """Free-text answer through the safety graph (/generate and chat). `screened` is
-        what the input check reads when it is more than the question (every turn of a chat)."""
-        decision, report = await self._screen(screened or question, opted_out, context)
+    def _model(self, adapter: Optional[str]) -> DeploymentHandle:
+        """The model deployment, routed by Serve to a replica holding `adapter` when one is named."""
+        return self.model if adapter is None else self.model.options(multiplexed_model_id=adapter)
+
+    async def _answer_text(self, request: Request, endpoint: str, item: dict, adapter: Optional[str],
+                           opted_out: bool, context: Optional[dict], screened: str) -> dict:
+        """Free-text answer through the safety graph (/generate and chat). `screened` is what
+        the input check reads (the question, or every turn of a chat)."""
+        decision, report = await self._screen(screened, opted_out, context)
         reply = {"emergency": decision == verdicts.EMERGENCY, "refused": decision == verdicts.REFUSE,
-                 "safety_report": report, "usage": None}
+                 "safety_report": report, "usage": None, "model": self.catalog.model_id(adapter)}
         if decision == verdicts.EMERGENCY:
             reply["response"] = emergency_message(report)
         elif decision == verdicts.REFUSE:
             reply["response"] = refusal_message(report)
         else:
-            out = await self._call(self.model.generate, {"question": question, **controls})
+            out = await self._call(self._model(adapter).generate, item)
             if "error" in out:
                 raise ApiError(out["status"], out["error"])
             reply.update(response=out["text"], usage=out)
@@ -224,6 +260,15 @@ class MedQAIngress:
             body |= self._health_details(info)
         return JSONResponse(body)
 
+    @app.get("/v1/models")
+    async def models(self) -> dict:
+        """OpenAI's model list: the base model and one `<base>:<name>` per adapter."""
+        return self.catalog.listing()
+
+    @app.get("/v1/models/{model_id:path}", responses=ERROR_RESPONSES)
+    async def model_card(self, model_id: str) -> dict:
+        return self.catalog.card(model_id)
+
     @app.post("/generate", response_model=GenerateResponse, responses=ERROR_RESPONSES)
     async def generate(self, body: GenerateRequest, request: Request) -> dict:
         return await self._within_deadline(self._generate(body, request))
@@ -231,12 +276,15 @@ class MedQAIngress:
     async def _generate(self, body: GenerateRequest, request: Request) -> dict:
         start = time.perf_counter()
         limits.check_text(self.serving, body.question)
-        controls = body.model_dump(include={"temperature", "length_penalty", "num_beams", "concise", "seed"})
+        controls = body.model_dump(include={"question", "temperature", "length_penalty", "num_beams", "concise",
+                                            "seed"})
         controls["max_length"] = self._new_tokens(body, "max_length")
         controls["stop"] = tuple(body.stop)
         limits.check_generation(self.serving, controls["max_length"], body.stop, "max_length")
         opted_out = self._opt_out(body.use_safety)
-        out = await self._answer_text(request, "generate", body.question, controls, opted_out, body.patient_context)
+        adapter = self.catalog.adapter_for(body.model)
+        out = await self._answer_text(request, "generate", controls, adapter, opted_out, body.patient_context,
+                                      body.question)
         out.pop("usage")
         return {**out, "inference_time_ms": (time.perf_counter() - start) * 1000, "request_id": _rid(request)}
 
@@ -249,12 +297,12 @@ class MedQAIngress:
         limits.check_text(self.serving, body.question)
         limits.check_options(self.serving, body.options)
         opted_out = self._opt_out(body.use_safety)
+        adapter = self.catalog.adapter_for(body.model)
         context = body.patient_context
         # Score while the safety graph checks the request and every option's answer in one call:
         # the score is used only if the request may be answered, and only its option's check.
-        scoring = asyncio.ensure_future(self._call(self.model.score, {"question": body.question,
-                                                                      "options": body.options,
-                                                                      "subject": body.subject}))
+        scoring = asyncio.ensure_future(self._call(self._model(adapter).score, {
+            "question": body.question, "options": body.options, "subject": body.subject}))
         try:
             report, answer_reports = await self._call(self.safety.check_mcq, body.question, body.options, context)
             decision, report = self._decide(report, opted_out)
@@ -282,33 +330,39 @@ class MedQAIngress:
                      "refused": decision != verdicts.EMERGENCY, "message": no_answer_message(decision, report),
                      "safety_report": report}
         self._record(request, "mcq", decision, report)
-        return {**reply, "inference_time_ms": elapsed(), "request_id": _rid(request)}
+        return {**reply, "model": self.catalog.model_id(adapter), "inference_time_ms": elapsed(),
+                "request_id": _rid(request)}
 
     @app.post("/v1/chat/completions", responses=ERROR_RESPONSES)
-    async def chat_completions(self, body: ChatCompletionRequest, request: Request) -> dict:
+    async def chat_completions(self, body: ChatCompletionRequest, request: Request) -> Any:
         return await self._within_deadline(self._chat(body, request))
 
-    async def _chat(self, body: ChatCompletionRequest, request: Request) -> dict:
-        start = time.perf_counter()
+    async def _chat(self, body: ChatCompletionRequest, request: Request) -> Any:
         messages = [m.model_dump() for m in body.messages]
         limits.check_messages(self.serving, messages)
         max_tokens = self._new_tokens(body, "max_tokens")
         limits.check_generation(self.serving, max_tokens, body.stop_list(), "max_tokens")
-        question = chat_question(messages)
-        controls = {"temperature": body.temperature, "max_length": max_tokens, "stop": tuple(body.stop_list()),
-                    "seed": body.seed}
-        out = await self._answer_text(request, "chat", question, controls, False, None,
-                                      screened=chat_safety_text(messages))
+        adapter = self.catalog.adapter_for(body.model)
+        # The whole conversation goes to the model, which formats it with its chat template.
+        item = {"question": chat_question(messages), "messages": [(m["role"], m["content"]) for m in messages],
+                "temperature": body.temperature, "max_length": max_tokens, "stop": tuple(body.stop_list()),
+                "seed": body.seed}
+        head = ChunkHeader(f"chatcmpl-{_rid(request)}", int(time.time()), self.catalog.model_id(adapter))
+        if body.stream:
+            usage = bool(body.stream_options and body.stream_options.include_usage)
+            return await self._chat_stream(request, head, item, adapter, chat_safety_text(messages), usage)
+        start = time.perf_counter()
+        out = await self._answer_text(request, "chat", item, adapter, False, None, chat_safety_text(messages))
         usage = out["usage"] or {"prompt_tokens": 0, "completion_tokens": 0}
         if out["emergency"] or out["refused"]:
             finish = "content_filter"
         else:
-            finish = "length" if usage["completion_tokens"] >= max_tokens else "stop"
+            finish = usage.get("finish_reason") or ("length" if usage["completion_tokens"] >= max_tokens else "stop")
         return {
-            "id": f"chatcmpl-{_rid(request)}",
+            "id": head.id,
             "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.model or self.model_name,
+            "created": head.created,
+            "model": head.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": out["response"]},
                          "finish_reason": finish}],
             "usage": {"prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"],
@@ -317,3 +371,80 @@ class MedQAIngress:
             "inference_time_ms": (time.perf_counter() - start) * 1000,
             "request_id": _rid(request),
         }
+
+    # ---- streamed chat
+
+    async def _chat_stream(self, request: Request, head: ChunkHeader, item: dict, adapter: Optional[str],
+                           screened: str, include_usage: bool) -> StreamingResponse:
+        """Screened before the first byte; a request that gets no model answer (emergency,
+        refusal) streams its notice as the first content. Errors before the model's first
+        token are JSON errors (503, 413, ...); after it, an error event ends the stream."""
+        decision, report = await self._screen(screened, False, None)
+        if decision != verdicts.ANSWER:
+            self._record(request, "chat", decision, report)
+            text = emergency_message(report) if decision == verdicts.EMERGENCY else refusal_message(report)
+            return _event_stream(_fixed_events(head, text, report, include_usage))
+        stream = self._model(adapter).options(stream=True).generate_stream.remote(item)
+        first = await self._first_event(stream)
+        return _event_stream(self._answer_events(request, head, stream, first, report, include_usage))
+
+    async def _first_event(self, stream) -> dict:
+        """The model stream's first event: 503 when the model is at capacity or gone, its own
+        4xx (a prompt too long for the context) as a JSON error."""
+        from ray.serve.exceptions import BackPressureError
+
+        try:
+            event = await stream.__anext__()
+        except asyncio.CancelledError:
+            stream.cancel()
+            raise
+        except BackPressureError:
+            raise self._unavailable("the server is at capacity") from None
+        except Exception as err:  # noqa: BLE001 - only replica deaths become a 503
+            if not _replica_gone(err):
+                raise
+            raise self._unavailable("the backend is restarting") from err
+        if "error" in event:
+            stream.cancel()
+            raise ApiError(event["status"], event["error"])
+        return event
+
+    async def _answer_events(self, request: Request, head: ChunkHeader, stream, first: dict, report: dict,
+                             include_usage: bool):
+        """The answer's server-sent events, every sentence checked before it is sent."""
+        ends: dict = {}
+        deadline = time.monotonic() + self.serving.request_timeout_s
+
+        async def pieces():
+            event = first
+            while "done" not in event:
+                if "error" in event:
+                    raise ApiError(event["status"], event["error"])
+                yield event["text"]
+                try:  # the deadline is checked here, not around the yields (they suspend in Starlette's send)
+                    event = await asyncio.wait_for(stream.__anext__(), max(deadline - time.monotonic(), 0.001))
+                except StopAsyncIteration:
+                    return
+            ends.update(event)
+
+        outcome = StreamOutcome()
+        check = lambda text: self._call(self.safety.check_output, text, None)  # noqa: E731
+        try:
+            yield sse(chunk(head, {"role": "assistant", "content": ""}))
+            async for text in checked_text(pieces(), check, outcome):
+                yield sse(chunk(head, {"content": text}))
+            merged = verdicts.merge_reports(report, outcome.report) if outcome.report else report
+            finish = "content_filter" if outcome.withheld else ends.get("finish_reason", "stop")
+            yield sse({**chunk(head, finish_reason=finish), "safety_report": merged})
+            if include_usage:
+                yield sse(usage_chunk(head, ends.get("prompt_tokens", 0), ends.get("completion_tokens", 0)))
+            yield DONE
+            self._record(request, "chat", verdicts.WITHHELD if outcome.withheld else verdicts.ANSWER, merged)
+        except TimeoutError:
+            yield sse(_error_event(f"no answer within {self.serving.request_timeout_s:g} s; the work was cancelled",
+                                   "timeout"))
+        except ApiError as err:
+            yield sse(_error_event(err.message, "server_error"))
+        finally:
+            stream.cancel()  # a client that left, or an answer cut short: the model stops generating
+

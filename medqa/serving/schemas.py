@@ -48,6 +48,10 @@ Temperature = Annotated[Number, Field(ge=0.0, le=2.0), AfterValidator(_greedy_wh
 TEMPERATURE_DOC = f"Sampling temperature; 0 (and anything below {MIN_TEMPERATURE}) is greedy decoding."
 
 
+MODEL_DOC = ("The model to answer: the base model's id or `<base>:<adapter>` (GET /v1/models); unset, the "
+             "served model. An unknown one gets 404.")
+
+
 class GenerationControls(BaseModel):
     model_config = ConfigDict(extra="forbid")
     temperature: Temperature = Field(0.7, description=TEMPERATURE_DOC)
@@ -66,6 +70,7 @@ class GenerationControls(BaseModel):
 
 class GenerateRequest(GenerationControls):
     question: Text
+    model: Optional[StrictStr] = Field(None, description=MODEL_DOC)
     use_safety: StrictBool = Field(True, description="false is honoured only where the operator allows it "
                                    "(`serving.allow_safety_opt_out`), else 403; "
                                    "emergencies and crises are always handled.")
@@ -86,6 +91,7 @@ class SafetyReport(BaseModel):
 
 class GenerateResponse(BaseModel):
     response: str
+    model: str = Field(..., description="The model that answered (its /v1/models id).")
     refused: bool = False
     emergency: bool = False
     safety_report: SafetyReport
@@ -98,6 +104,7 @@ class MCQRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     question: Text
+    model: Optional[StrictStr] = Field(None, description=MODEL_DOC)
     options: Optional[list[StrictStr]] = Field(None, min_length=4, max_length=4)
     opa: Optional[StrictStr] = None
     opb: Optional[StrictStr] = None
@@ -131,6 +138,7 @@ class MCQRequest(BaseModel):
 
 
 class MCQResponse(BaseModel):
+    model: str = Field(..., description="The model that answered (its /v1/models id).")
     answer_index: Optional[int] = Field(None, description="Most likely option (None when refused or an emergency).")
     answer_letter: Optional[str] = None
     answer_text: Optional[str] = None
@@ -162,23 +170,33 @@ class ChatMessage(BaseModel):
     content: StrictStr
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: StrictBool = Field(False, description="Send a last chunk with the usage (and no choices).")
+
+
 class ChatCompletionRequest(BaseModel):
-    """The OpenAI `chat.completions` subset we implement; other fields are ignored."""
+    """The OpenAI `chat.completions` subset we implement; other fields are ignored.
+
+    Every message is read: the conversation is formatted with the model's chat template
+    (a plain one when it has none), the oldest turns dropped when it does not fit the
+    context, and every turn screened."""
 
     model_config = ConfigDict(extra="ignore")
-    model: Optional[StrictStr] = None
+    model: Optional[StrictStr] = Field(None, description=MODEL_DOC)
     messages: list[ChatMessage] = Field(..., min_length=1)
     temperature: Temperature = Field(0.7, description=TEMPERATURE_DOC)
     max_tokens: StrictInt = Field(100, ge=1)
     stop: Optional[Union[StrictStr, list[StrictStr]]] = None
     n: StrictInt = Field(1, ge=1, le=1, description="Only one choice is generated.")
-    stream: StrictBool = Field(False, description="Streaming is not supported; must be false.")
+    stream: StrictBool = Field(False, description="Server-sent events in OpenAI's `chat.completion.chunk` format; "
+                                                  "each sentence is sent once the answer so far passed the safety "
+                                                  "check.")
+    stream_options: Optional[StreamOptions] = None
     seed: Optional[StrictInt] = Field(None, ge=0, le=2**31 - 1)
 
     @model_validator(mode="after")
     def _checks(self) -> "ChatCompletionRequest":
-        if self.stream:
-            raise ValueError("stream=true is not supported")
         if not any(m.role == "user" and m.content.strip() for m in self.messages):
             raise ValueError("messages need at least one non-empty user message")
         return self
@@ -194,7 +212,15 @@ class HealthResponse(BaseModel):
     gpu_available: bool
 
 
+class OpenAIError(BaseModel):
+    message: str
+    type: str
+    param: Optional[str] = None
+    code: Optional[str] = None
+
+
 class ErrorResponse(BaseModel):
-    error: str
+    error: Union[str, OpenAIError] = Field(..., description="What went wrong (one line); OpenAI's error object "
+                                                            "for errors OpenAI clients branch on (unknown model).")
     request_id: Optional[str] = None
     details: Optional[list] = None

@@ -59,7 +59,7 @@ def test_bad_generate_requests_are_rejected(body):
     "body",
     [{"messages": []}, {"messages": [{"role": "system", "content": "x"}]},
      {"messages": [{"role": "robot", "content": "x"}]},
-     {"messages": [{"role": "user", "content": "x"}], "stream": True},
+     {"messages": [{"role": "user", "content": "x"}], "stream": "yes"},
      {"messages": [{"role": "user", "content": "x"}], "n": 2}],
 )
 def test_bad_chat_requests_are_rejected(body):
