@@ -16,9 +16,17 @@ Measures, in one run on this machine:
      server makes -- the request check and every option's answer check -- then the
      scorer), the learned classifier's cost apart, and Ray Serve's own floor: a no-op
      app of the same shape (proxy, ingress, two handle calls side by side). Run it
-     again with RAY_SERVE_THROUGHPUT_OPTIMIZED=1 to measure Ray's direct-ingress mode.
+     again with RAY_SERVE_THROUGHPUT_OPTIMIZED=1 to measure Ray's direct-ingress mode;
+  6. streaming: /v1/chat/completions streamed against the same requests not streamed, at
+     concurrency 1 and 8: time to the first token (the first event after the role chunk
+     is sent only once the model's first token is there: that chunk's arrival), time to
+     the first content (the first sentence that passed the output check), total time
+     and completion tokens/s per request;
+  7. adapters: /v1/mcq p50 at concurrency 1 for the base against `model: <base>:a` (a
+     LoRA already loaded), interleaved rounds; and a cold adapter's load (two adapters,
+     one slot per replica, so each request for the other one loads it).
 
-    .venv/bin/python benchmarks/serve.py --only overload     # or overhead, latency
+    .venv/bin/python benchmarks/serve.py --only overload     # or overhead, latency, streaming, adapters
 Questions are real MedMCQA dev rows read from ../shared/data at run time (not copied).
 Not run in CI.
 """
@@ -249,12 +257,124 @@ def latency_runs(base: str, questions: list[dict], scale: float, batch_wait: flo
     serve.delete("medqa")
 
 
+PARTS = ("latency", "overload", "overhead", "streaming", "adapters")
+
+
+def chat_once(session: requests.Session, url: str, body: dict) -> dict:
+    """One chat request, streamed or not, timed on the client: ms to the first token, to the
+    first content, to the end, and the completion tokens (usage)."""
+    started = time.perf_counter()
+    ms = lambda: (time.perf_counter() - started) * 1000  # noqa: E731
+    if not body.get("stream"):
+        r = session.post(url, json=body, timeout=600)
+        total = ms()
+        tokens = r.json()["usage"]["completion_tokens"] if r.status_code == 200 else 0
+        return {"status": r.status_code, "first_token_ms": total, "first_content_ms": total, "total_ms": total,
+                "tokens": tokens}
+    first_token = first_content = None
+    tokens = 0
+    with session.post(url, json={**body, "stream_options": {"include_usage": True}}, stream=True, timeout=600) as r:
+        for line in r.iter_lines(decode_unicode=True):
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            first_token = first_token or ms()  # the role chunk: sent once the first token exists
+            if event.get("choices") and event["choices"][0]["delta"].get("content"):
+                first_content = first_content or ms()
+            if event.get("usage"):
+                tokens = event["usage"]["completion_tokens"]
+        return {"status": r.status_code, "first_token_ms": first_token, "first_content_ms": first_content,
+                "total_ms": ms(), "tokens": tokens}
+
+
+def chat_load(url: str, bodies: list[dict], concurrency: int) -> dict:
+    """Every body once, `concurrency` client threads; medians of the per-request timings."""
+    import concurrent.futures as cf
+    import statistics
+    import threading
+
+    sessions: dict = {}
+
+    def one(body):
+        return chat_once(sessions.setdefault(threading.get_ident(), requests.Session()), url, body)
+
+    start = time.perf_counter()
+    with cf.ThreadPoolExecutor(concurrency) as pool:
+        shots = list(pool.map(one, bodies))
+    wall = time.perf_counter() - start
+    ok = [s for s in shots if s["status"] == 200 and s["first_content_ms"]]
+    med = lambda key: round(statistics.median(s[key] for s in ok), 1) if ok else None  # noqa: E731
+    return {"n": len(shots), "errors": len(shots) - len(ok), "first_token_p50_ms": med("first_token_ms"),
+            "first_content_p50_ms": med("first_content_ms"), "total_p50_ms": med("total_ms"),
+            "tokens_per_s_per_request_p50": round(statistics.median(
+                s["tokens"] / (s["total_ms"] / 1000) for s in ok), 2) if ok else None,
+            "tokens_per_s_total": round(sum(s["tokens"] for s in ok) / wall, 2)}
+
+
+def streaming_runs(base: str, questions: list[dict], scale: float, batch_wait: float, record) -> None:
+    """Part 6: the same chats streamed and not, at concurrency 1 and 8."""
+    from ray import serve
+
+    url = deploy(base, "stream", batch_wait, max_batch_size=8) + "/v1/chat/completions"
+    chat_load(url, [{"messages": [{"role": "user", "content": "warm up"}], "max_tokens": 4}], 1)
+    for c, n in ((1, int(8 * scale) or 2), (8, int(24 * scale) or 8)):
+        bodies = [{"messages": [{"role": "user", "content": q["question"]}], "temperature": 0,
+                   "max_tokens": GEN_TOKENS * 2} for q in questions[:n]]
+        record(f"chat_plain_c{c}", chat_load(url, bodies, c))
+        record(f"chat_stream_c{c}", chat_load(url, [{**b, "stream": True} for b in bodies], c))
+    serve.delete("stream")
+
+
+def random_adapter(out_dir: str, seed: int) -> str:
+    """A LoRA of the usual shape (r 8 on q/v) with random weights: what it costs, not what it knows."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from medqa.modeling.loading import resolve_checkpoint
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(resolve_checkpoint("smollm2-135m"))
+    get_peft_model(model, LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+                   ).save_pretrained(out_dir)
+    return out_dir
+
+
+def adapter_runs(base: str, questions: list[dict], scale: float, batch_wait: float, record) -> None:
+    """Part 7: a per-request adapter against the base (interleaved rounds), and a cold load."""
+    import statistics
+    import tempfile
+
+    from ray import serve
+
+    with tempfile.TemporaryDirectory() as tmp:
+        adapters = {"a": random_adapter(f"{tmp}/a", 0), "b": random_adapter(f"{tmp}/b", 1)}
+        url = deploy(base, "lora", batch_wait, max_batch_size=8, adapters=adapters, max_adapters_per_replica=1)
+        mcq = url + "/v1/mcq"
+        n = int(12 * scale) or 4
+        warm = [{**q, "model": "smollm2-135m:a"} for q in questions[:n]]
+        load_test(mcq, questions[:4] + warm[:4], 1)  # warm-up, and adapter a loaded
+        rounds = {"base": [], "adapter": []}
+        for _ in range(3):  # interleaved: both see the same machine load
+            rounds["base"] += [s.ms for s in fire(mcq, questions[:n], 1, timeout=600)]
+            rounds["adapter"] += [s.ms for s in fire(mcq, warm, 1, timeout=600)]
+        p50 = {k: round(percentile(v, 50), 1) for k, v in rounds.items()}
+        record("adapter_mcq_c1", {"base_p50_ms": p50["base"], "adapter_p50_ms": p50["adapter"],
+                                  "ratio": round(p50["adapter"] / p50["base"], 3), "n_each": len(rounds["base"])})
+        cold = [s.ms for i in range(6) for s in fire(mcq, [{**questions[i], "model": f"smollm2-135m:{'ba'[i % 2]}"}],
+                                                     1, timeout=600)]
+        record("adapter_cold_load", {"cold_request_p50_ms": round(statistics.median(cold), 1),
+                                     "load_ms_estimate": round(statistics.median(cold) - p50["adapter"], 1),
+                                     "n": len(cold)})
+        serve.delete("lora")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="Fewer requests (a smoke run).")
     parser.add_argument("--output", default="runs/bench/serve.json")
     parser.add_argument("--batch-wait", type=float, default=0.02, help="`@serve.batch` wait (seconds).")
-    parser.add_argument("--only", choices=("all", "latency", "overload", "overhead"), default="all")
+    parser.add_argument("--only", choices=("all",) + PARTS, default="all")
     opts = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     scale = 0.25 if opts.quick else 1.0
@@ -275,7 +395,7 @@ def main() -> int:
         print(key, value, file=sys.stderr, flush=True)
         out.write_text(json.dumps(results, indent=2))
 
-    parts = ("latency", "overload", "overhead") if opts.only == "all" else (opts.only,)
+    parts = PARTS if opts.only == "all" else (opts.only,)
     if "overhead" in parts:  # before Ray starts: the in-process baselines get the machine to themselves
         n = int(40 * scale) or 10
         record("in_process_mcq_rules_c1",
@@ -318,6 +438,10 @@ def main() -> int:
             record("classifier_cost_p50_ms", round(results["in_process_mcq_with_classifier_c1"]["p50_ms"]
                                                    - results["in_process_mcq_rules_c1"]["p50_ms"], 1))
             serve.delete("tiny")
+        if "streaming" in parts:
+            streaming_runs(base, questions, scale, opts.batch_wait, record)
+        if "adapters" in parts:
+            adapter_runs(base, questions, scale, opts.batch_wait, record)
     finally:
         serve.shutdown()
         ray.shutdown()
