@@ -445,6 +445,9 @@ class MedQAIngress:
                                    "timeout"))
         except ApiError as err:
             yield sse(_error_event(err.message, "server_error"))
+        except Exception as err:  # noqa: BLE001 - a replica lost mid-answer: say so, never a cut-off stream
+            logger.error("request_id=%s stream failed: %s", _rid(request), type(err).__name__)
+            yield sse(_error_event("the model stopped answering; retry", "server_error"))
         finally:
             stream.cancel()  # a client that left, or an answer cut short: the model stops generating
 
