@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from typing import Optional
 
@@ -97,6 +98,13 @@ class MedQAModel:
             self.adapters.load(name, self.adapter_dirs[name])
             self.pipeline.model = self.adapters.model  # the first load wraps the base model
 
+    @contextmanager
+    def _under(self, adapter: Optional[str]):
+        """The model with `adapter` loaded (again, if it was evicted) and active, on the model thread."""
+        self._ensure(adapter)
+        with self.adapters.active(adapter):
+            yield
+
     def unload_adapter(self, name: str) -> None:
         """On the model thread (Serve evicted it); the last one out unwraps the base model."""
         self.adapters.unload(name)
@@ -123,7 +131,6 @@ class MedQAModel:
         from medqa.data.record import MCQRecord
         from medqa.modeling.scoring import score_records
 
-        self._ensure(adapter)
         cal = self.calibrations.get(adapter or "")
 
         def scorer(records: list) -> list:
@@ -144,7 +151,7 @@ class MedQAModel:
             except Exception:  # noqa: BLE001 - this request fails, the others go on
                 return failure(500, "scoring failed")
 
-        with self.adapters.active(adapter):
+        with self._under(adapter):
             return isolate(run, one, items)
 
     # ---- generation
@@ -156,12 +163,11 @@ class MedQAModel:
 
     def _generate(self, adapter: Optional[str], raw: list[dict], abandoned: Optional[threading.Event] = None
                   ) -> list[dict]:
-        self._ensure(adapter)
         items = [GenerationItem.from_dict(r) for r in raw]
         prompts = [self._prompt(item) for item in items]
         stop = abandoned.is_set if abandoned else None
         results: list[Optional[dict]] = [p if isinstance(p, dict) else None for p in prompts]
-        with self.adapters.active(adapter):
+        with self._under(adapter):
             for group in group_by_settings(items):
                 todo = [i for i in group if results[i] is None]
                 for i, result in zip(todo, isolate(lambda idx: self._generate_same(items, prompts, idx, stop),
@@ -222,12 +228,11 @@ class MedQAModel:
         loop, pieces, stop = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
 
         def work() -> dict:
-            self._ensure(adapter)
             prompt = self._prompt(item)
             if isinstance(prompt, dict):
                 return prompt
             text, tokens, stops = prompt
-            with self.adapters.active(adapter):
+            with self._under(adapter):
                 summary = self.pipeline.stream(
                     text, lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece),
                     temperature=item.temperature, max_length=item.max_length, stop=stops, seed=item.seed,
