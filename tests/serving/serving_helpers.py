@@ -28,6 +28,10 @@ def wait_healthy(url: str, timeout: float = 180.0) -> dict:
     raise TimeoutError(f"{url} never became healthy: {last}")
 
 
+OPTIONS = ["Vitamin A", "Vitamin B12", "Vitamin C", "Vitamin D"]
+"""The four options of the MCQ requests the serving tests send."""
+
+
 # The test app: two model replicas (the replica-kill test needs a survivor) with a
 # generous batch wait so concurrent callers really share batches; small CPU
 # reservations so a second app fits beside it.

@@ -11,9 +11,7 @@ import pytest
 from medqa.config import ConfigError, ServingConfig
 from medqa.data.record import MCQRecord
 from medqa.serving.calibrated import calibrated_scores, calibration_path, load_calibration
-from serving_helpers import calibrated, make_calibration
-
-OPTIONS = ["Vitamin A", "Vitamin B12", "Vitamin C", "Vitamin D"]
+from serving_helpers import OPTIONS, calibrated, make_calibration
 
 
 def softmax(x) -> np.ndarray:
